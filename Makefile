@@ -1,0 +1,39 @@
+# crossgraph: `make test` and `make demo` work on a fresh machine with nothing but Python 3.10+.
+# Each creates .venv if it is missing and installs everything (CPU builds; pins in constraints.txt).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.crossgraph-installed
+PYTEST_ARGS ?=
+
+.PHONY: install test test-fast demo lint bench fixtures clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(PY) fixtures/demo.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+fixtures: $(STAMP)
+	$(PY) fixtures/build_onnx_fixtures.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

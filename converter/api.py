@@ -1,0 +1,275 @@
+"""crossgraph's Python API: load, save, convert, optimize, validate.
+
+Every path goes through the IR: a front end loads the source into an ``ir.Model``,
+passes optimize it, a back end writes it, and parity checks the result against
+the source in their own runtimes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import pathlib
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import ir
+from converter import formats, staging
+from converter.errors import CrossgraphError, InputError, NotYetSupportedError, ParityError
+from converter.inputs import normalize_inputs
+
+
+@dataclasses.dataclass
+class ConversionResult:
+    """What :func:`convert` did: formats, node counts, pass report, parity, timings."""
+
+    source: str
+    destination: str
+    source_format: str
+    target_format: str
+    nodes_before: int
+    nodes_after: int
+    optimize_level: int
+    pass_summary: str | None = None
+    passes: Any = None
+    parity: Any = None
+    parity_note: str | None = None
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["passes"] = self.passes.to_dict() if hasattr(self.passes, "to_dict") else None
+        d["parity"] = self.parity.to_dict() if self.parity is not None else None
+        return d
+
+    def summary(self) -> str:
+        lines = [
+            f"{self.source} ({self.source_format}) -> {self.destination} ({self.target_format})",
+            f"  nodes: {self.nodes_before} -> {self.nodes_after}" + (f"  [{self.pass_summary}]" if self.pass_summary else ""),
+        ]
+        if self.parity is not None:
+            lines.append(f"  {self.parity.summary()}")
+        elif self.parity_note:
+            lines.append(f"  parity: {self.parity_note}")
+        total = sum(self.seconds.values())
+        lines.append("  time: " + ", ".join(f"{k} {v:.2f}s" for k, v in self.seconds.items()) + f" (total {total:.2f}s)")
+        return "\n".join(lines)
+
+
+def load(source: Any, *, format: str | None = None, inputs: Any = None, **options: Any) -> ir.Model:
+    """Load ``source`` (a path or a live model object) into the IR.
+
+    Args:
+        source: a model file or directory, or a live object (``nn.Module``,
+            ``ExportedProgram``, ``ScriptModule``, Keras model, ``tf.function``,
+            ``onnx.ModelProto``).
+        format: the source format (see ``crossgraph formats``); detected if omitted.
+        inputs: example inputs or input specs (``"x:batch x 3 x 224 x 224"``) where
+            the source has no signature.
+        **options: front-end options (``signature=`` for SavedModels, ...).
+
+    Returns:
+        The model in the IR.
+
+    Raises:
+        InputError: the source is missing, unreadable or of an unknown format.
+        NotYetSupportedError: the format has no front end yet.
+        UnsupportedOpsError: the model uses ops with no translation (all listed).
+
+    Example:
+        >>> model = converter.load("fixtures/models/onnx/mlp.onnx")   # doctest: +SKIP
+        >>> [v.name for v in model.graph.inputs]
+        ['x']
+    """
+    fmt = formats.detect_source(source, format)
+    spec = formats.FORMATS[fmt]
+    if not spec.can_read():
+        raise NotYetSupportedError(f"reading {fmt} models is not supported yet", "see `crossgraph formats` for what is")
+    frontend = importlib.import_module(f"converter.frontends.{spec.frontend}")
+    return frontend.load(source, format=fmt, inputs=normalize_inputs(inputs), **options)
+
+
+def save(model: ir.Model, destination: str | os.PathLike, *, format: str | None = None, opset: int | None = None,
+         **options: Any) -> pathlib.Path:
+    """Write ``model`` to ``destination`` atomically, in ``format`` (detected from the path).
+
+    An existing destination is replaced only if the whole write succeeds.
+
+    Returns:
+        The destination path.
+
+    Raises:
+        InputError: the destination cannot be written, or ``opset`` is impossible.
+        NotYetSupportedError: the target format has no back end yet.
+    """
+    destination = pathlib.Path(destination)
+    fmt, backend = _backend_for(destination, format)
+    if opset is not None:
+        options["opset"] = opset
+    with staging.staged(destination) as tmp:
+        backend.save(model, tmp, format=fmt, **options)
+    return destination
+
+
+def _backend_for(destination: pathlib.Path, format: str | None) -> tuple[str, Any]:
+    fmt = formats.detect_target(destination, format)
+    spec = formats.FORMATS[fmt]
+    if not spec.can_write():
+        raise NotYetSupportedError(f"writing {fmt} models is not supported yet", "see `crossgraph formats` for what is")
+    staging.check_destination(destination, is_dir=fmt == "savedmodel")
+    return fmt, importlib.import_module(f"converter.backends.{spec.backend}")
+
+
+def optimize(model: ir.Model, level: int = 2, *, verify_each: bool = False) -> Any:
+    """Optimize ``model`` in place at ``level`` (0: nothing, 1: cleanup, 2: fusions and layout).
+
+    Returns:
+        The pass report (``.summary()``, ``.to_dict()``), or ``None`` when no
+        optimizer is installed yet.
+    """
+    if level not in (0, 1, 2):
+        raise InputError(f"unknown optimization level {level}", "use 0, 1 or 2")
+    try:
+        passes = importlib.import_module("passes")
+    except ModuleNotFoundError:
+        return None
+    if not hasattr(passes, "optimize"):
+        return None
+    return passes.optimize(model, level, verify_each=verify_each)
+
+
+def validate(source: Any, converted: Any, *, inputs: Any = None, rtol: float | None = None, atol: float | None = None,
+             device: str = "cpu", **options: Any) -> Any:
+    """Check that ``converted`` computes what ``source`` does; see :func:`converter.parity.validate`."""
+    from converter import parity
+
+    return parity.validate(source, converted, inputs=inputs, rtol=rtol, atol=atol, device=device, **options)
+
+
+def convert(
+    source: Any,
+    destination: str | os.PathLike,
+    *,
+    source_format: str | None = None,
+    target_format: str | None = None,
+    inputs: Any = None,
+    opset: int | None = None,
+    optimize: int = 2,
+    check: bool = True,
+    device: str = "cpu",
+    **options: Any,
+) -> ConversionResult:
+    """Convert ``source`` to ``destination``: load, optimize, save, and check parity.
+
+    The destination is written atomically: on any failure (including a parity
+    failure) an existing destination is untouched and nothing partial is left.
+
+    Args:
+        source: path or live model object.
+        destination: the file or directory to write; its suffix picks the format.
+        source_format, target_format: override format detection.
+        inputs: example inputs or input specs (see :func:`load`).
+        opset: target ONNX opset (ONNX destinations).
+        optimize: optimization level 0, 1 or 2.
+        check: run parity between source and result before committing it.
+        device: where parity runs (``cpu`` or ``cuda``).
+
+    Returns:
+        A :class:`ConversionResult`.
+
+    Raises:
+        CrossgraphError: bad input, unsupported model (exit code 2), or
+            :class:`ParityError` when the check fails (exit code 1).
+
+    Example:
+        >>> converter.convert("model.onnx", "model.pt").summary()   # doctest: +SKIP
+    """
+    seconds: dict[str, float] = {}
+    destination = pathlib.Path(destination)
+    src_fmt = formats.detect_source(source, source_format)
+    tgt_fmt, backend = _backend_for(destination, target_format)
+    frontend_options = {k: v for k, v in options.items() if not k.startswith("backend_")}
+    backend_options = {k[len("backend_"):]: v for k, v in options.items() if k.startswith("backend_")}
+
+    t = time.perf_counter()
+    model = load(source, format=src_fmt, inputs=inputs, **frontend_options)
+    seconds["load"] = time.perf_counter() - t
+    nodes_before = _count_nodes(model)
+
+    report = None
+    if optimize:
+        t = time.perf_counter()
+        report = globals()["optimize"](model, optimize)
+        seconds["optimize"] = time.perf_counter() - t
+
+    result = ConversionResult(
+        source=_describe(source), destination=str(destination), source_format=src_fmt, target_format=tgt_fmt,
+        nodes_before=nodes_before, nodes_after=_count_nodes(model), optimize_level=optimize,
+        pass_summary=report.summary() if report is not None else None, passes=report, seconds=seconds,
+    )
+    with staging.staged(destination) as tmp:
+        t = time.perf_counter()
+        if opset is not None:
+            backend_options["opset"] = opset
+        backend.save(model, tmp, format=tgt_fmt, **backend_options)
+        seconds["save"] = time.perf_counter() - t
+        if check:
+            t = time.perf_counter()
+            _check_parity(result, source, src_fmt, tmp, tgt_fmt, inputs, device)
+            seconds["validate"] = time.perf_counter() - t
+    return result
+
+
+def _check_parity(result: ConversionResult, source: Any, src_fmt: str, staged: pathlib.Path, tgt_fmt: str,
+                  inputs: Any, device: str) -> None:
+    from converter import parity
+
+    feeds = _parity_data(inputs)
+    try:
+        report = parity.validate(source, staged, source_format=src_fmt, converted_format=tgt_fmt,
+                                 inputs=feeds, device=device)
+    except NotYetSupportedError as e:
+        result.parity_note = f"not checked ({e.message})"
+        return
+    report.converted = result.destination
+    result.parity = report
+    if not report.passed:
+        failed = [o for o in report.outputs if not o.passed]
+        worst = max(failed, key=lambda o: o.max_abs_error)
+        raise ParityError(
+            f"parity check failed: {len(failed)} of {len(report.outputs)} output(s) differ "
+            f"(worst {worst.name!r}: max abs error {worst.max_abs_error:.3g}, "
+            f"{worst.mismatch_fraction:.1%} of elements outside rtol={worst.rtol:g}, atol={worst.atol:g}); "
+            f"{result.destination} was not written",
+            "inspect with `crossgraph validate`, or convert with --no-check to write it anyway",
+        )
+
+
+def _parity_data(inputs: Any) -> Any:
+    """User data usable as parity inputs: a ``.npz`` path or a mapping of arrays (not specs)."""
+    if isinstance(inputs, (str, os.PathLike)) and str(inputs).endswith(".npz"):
+        return inputs
+    if isinstance(inputs, Mapping) and all(hasattr(v, "shape") for v in inputs.values()):
+        return {k: _as_numpy(v) for k, v in inputs.items()}
+    return None
+
+
+def _as_numpy(value: Any) -> Any:
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return value.numpy() if hasattr(value, "numpy") else value
+
+
+def _count_nodes(model: ir.Model) -> int:
+    return sum(1 for _ in ir.traversal.RecursiveGraphIterator(model.graph))
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, (str, os.PathLike)):
+        return str(obj)
+    return f"<{type(obj).__module__}.{type(obj).__qualname__}>"
+
+
+__all__ = ["load", "save", "convert", "optimize", "validate", "ConversionResult", "CrossgraphError"]

@@ -1,0 +1,312 @@
+"""The ``crossgraph`` command (typer): convert, validate, inspect, optimize, formats.
+
+Exit codes: 0 success, 1 parity failed, 2 bad input or unsupported model,
+3 internal error (a bug: please report it with the ``--debug`` traceback).
+Errors are one line on stderr; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from converter.errors import CrossgraphError
+
+app = typer.Typer(
+    name="crossgraph",
+    help=(
+        "Convert models between TensorFlow, PyTorch and ONNX through one IR, optimize them, "
+        "and prove the result computes what the source did.\n\n"
+        "Example: crossgraph convert model.onnx model.pt"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback on errors.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+InputOpt = Annotated[
+    list[str] | None,
+    typer.Option("--input", "-i", help="Input spec NAME:SHAPE[:DTYPE], e.g. 'x:batch x 3 x 224 x 224:float32'. Repeatable."),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="Where parity runs: cpu or cuda.")]
+
+
+def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = kwargs.get("debug", False) or os.environ.get("CROSSGRAPH_DEBUG") == "1"
+        as_json = kwargs.get("as_json", False)
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except CrossgraphError as e:
+            _fail(e.message, e.hint, e.exit_code, debug, as_json)
+        except KeyboardInterrupt:
+            _fail("interrupted", None, 130, debug, as_json)
+        except Exception as e:  # a bug, not the user's fault
+            _fail(f"internal error: {type(e).__name__}: {e}", "rerun with --debug and report the traceback", 3, True if debug else False, as_json)
+
+    return wrapper
+
+
+def _fail(message: str, hint: str | None, code: int, debug: bool, as_json: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    line = f"error: {message}" + (f"; {hint}" if hint else "")
+    print(line.replace("\n", " "), file=sys.stderr)
+    if as_json:
+        print(json.dumps({"ok": False, "error": message, "hint": hint, "exit_code": code}))
+    raise typer.Exit(code)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A rich table on a terminal; aligned plain text in pipes, files and CI."""
+    if sys.stdout.isatty():
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title=escape(title))
+        for col in columns:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*(escape(str(c)) for c in row))
+        _console().print(table)
+        return
+    widths = [max(len(str(x)) for x in [c, *(r[i] for r in rows)]) for i, c in enumerate(columns)]
+    print(title)
+    print("  " + "  ".join(str(c).ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _echo_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+@_handle_errors
+def convert(
+    source: Annotated[str, typer.Argument(help="Model file or directory, or package.module:function returning an nn.Module.")],
+    destination: Annotated[str, typer.Argument(help="Output path; its suffix picks the format (no suffix: SavedModel dir).")],
+    from_format: Annotated[str | None, typer.Option("--from", help="Source format (see `crossgraph formats`).")] = None,
+    to_format: Annotated[str | None, typer.Option("--to", help="Target format (see `crossgraph formats`).")] = None,
+    input: InputOpt = None,
+    opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset of the result (ONNX targets).")] = None,
+    level: Annotated[int, typer.Option("-O", "--optimize", min=0, max=2, help="Optimization level: 0 none, 1 cleanup, 2 fusions.")] = 2,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Check parity before writing the result.")] = True,
+    device: DeviceOpt = "cpu",
+    emit_source: Annotated[str | None, typer.Option("--emit-source", help="TorchScript target: also write the generated Python module here.")] = None,
+    signature: Annotated[str | None, typer.Option("--signature", help="SavedModel source: the signature to convert (default serving_default).")] = None,
+    output: Annotated[list[str] | None, typer.Option("--output", help="Frozen GraphDef source: an output node name. Repeatable.")] = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Convert a model to another format (or re-optimize it in the same one).
+
+    Example: crossgraph convert resnet.onnx resnet.pt --input 'x:batch x 3 x 224 x 224'
+    """
+    import converter
+
+    options: dict[str, Any] = {}
+    if emit_source:
+        options["backend_emit_source"] = emit_source
+    if signature:
+        options["signature"] = signature
+    if output:
+        options["outputs"] = list(output)
+    result = converter.convert(
+        source, destination, source_format=from_format, target_format=to_format, inputs=input or None,
+        opset=opset, optimize=level, check=check, device=device, **options,
+    )
+    if as_json:
+        _echo_json({"ok": True, **result.to_dict()})
+    else:
+        print(result.summary())
+
+
+@app.command()
+@_handle_errors
+def validate(
+    source: Annotated[str, typer.Argument(help="The original model.")],
+    converted: Annotated[str, typer.Argument(help="The converted model.")],
+    input: InputOpt = None,
+    inputs: Annotated[str | None, typer.Option("--inputs", help="A .npz file of named input arrays to use instead of random inputs.")] = None,
+    rtol: Annotated[float | None, typer.Option("--rtol", help="Relative tolerance (default per dtype).")] = None,
+    atol: Annotated[float | None, typer.Option("--atol", help="Absolute tolerance (default per dtype).")] = None,
+    device: DeviceOpt = "cpu",
+    batches: Annotated[int, typer.Option("--batches", min=1, help="Random batches to compare.")] = 2,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run both models on the same inputs and compare every output. Exit 1 on mismatch.
+
+    Example: crossgraph validate model.onnx model.pt --batches 3
+    """
+    from converter import parity
+    from converter.inputs import InputSpec
+
+    sizes = {}
+    for spec in (InputSpec.parse(s) for s in input or []):
+        for d in spec.shape or ():
+            if isinstance(d, str):
+                sizes.setdefault(d, 2)
+    report = parity.validate(source, converted, inputs=inputs, rtol=rtol, atol=atol, device=device,
+                             batches=batches, seed=seed, sizes=sizes or None)
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        _print_parity(report)
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def _print_parity(report: Any) -> None:
+    rows = [
+        [
+            o.name, str(o.shape), o.dtype, f"{o.max_abs_error:.3g}", f"{o.max_rel_error:.3g}", f"{o.mismatch_fraction:.2%}",
+            "-" if o.cosine_similarity is None else f"{o.cosine_similarity:.6f}",
+            "-" if o.top1_agreement is None else f"{o.top1_agreement:.0%}",
+            ("PASS" if o.passed else "FAIL") + (f" ({o.note})" if o.note else ""),
+        ]
+        for o in report.outputs
+    ]
+    _print_table(
+        f"{report.source}  vs  {report.converted}  ({report.device})",
+        ["output", "shape", "dtype", "max abs", "max rel", "mismatch", "cosine", "top-1", "result"],
+        rows,
+    )
+    print(report.summary())
+
+
+@app.command()
+@_handle_errors
+def inspect(
+    model: Annotated[str, typer.Argument(help="Model file or directory (any readable format).")],
+    from_format: Annotated[str | None, typer.Option("--from", help="Source format (see `crossgraph formats`).")] = None,
+    input: InputOpt = None,
+    text: Annotated[bool, typer.Option("--text", help="Print the IR in ONNX text form.")] = False,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Summarize a model: inputs/outputs with dtypes and symbolic shapes, op histogram, parameters.
+
+    Example: crossgraph inspect model.onnx --text
+    """
+    import converter
+    import ir
+    from converter.summary import human_bytes, summarize
+
+    m = converter.load(model, format=from_format, inputs=input or None)
+    info = summarize(m)
+    if as_json:
+        if text:
+            info["text"] = ir.to_onnx_text(m)
+        _echo_json(info)
+        return
+    opsets = ", ".join(f"{d or 'ai.onnx'} {v}" for d, v in info["opset_imports"].items())
+    print(f"{model}: graph {info['name']!r}, producer {info['producer'] or '-'}, opset {opsets}")
+    rows = [[kind[:-1], v["name"], v["dtype"], v["shape"]] for kind in ("inputs", "outputs") for v in info[kind]]
+    _print_table("signature", ["", "name", "dtype", "shape"], rows)
+    if info["symbols"]:
+        print("symbolic dims: " + ", ".join(info["symbols"]))
+    _print_table(
+        f"ops: {info['nodes']} nodes, {info['subgraphs']} subgraphs",
+        ["op", "count"],
+        [[op, str(n)] for op, n in info["op_histogram"].items()],
+    )
+    print(
+        f"parameters: {info['parameters']:,} ({human_bytes(info['parameter_bytes'])})"
+        + (f", {info['external_tensors']} tensors in external data" if info["external_tensors"] else "")
+        + (f"; local functions: {', '.join(info['functions'])}" if info["functions"] else "")
+    )
+    if text:
+        print(ir.to_onnx_text(m))
+
+
+@app.command()
+@_handle_errors
+def optimize(
+    source: Annotated[str, typer.Argument(help="Model to optimize.")],
+    destination: Annotated[str, typer.Argument(help="Where to write the optimized model.")],
+    level: Annotated[int, typer.Option("-O", "--optimize", min=0, max=2, help="Optimization level: 0 none, 1 cleanup, 2 fusions.")] = 2,
+    report: Annotated[bool, typer.Option("--report", help="Print what each pass did.")] = False,
+    verify_each: Annotated[bool, typer.Option("--verify-each", help="Verify the IR after every pass.")] = False,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Optimize a model and write it in the same (or the destination's) format.
+
+    Example: crossgraph optimize model.onnx model.opt.onnx -O 2 --report
+    """
+    import converter
+    from converter import formats
+
+    m = converter.load(source)
+    before = len(list(m.graph))
+    pass_report = converter.optimize(m, level, verify_each=verify_each)
+    converter.save(m, destination, format=formats.detect_target(destination))
+    data = {"ok": True, "source": source, "destination": destination, "level": level, "nodes_before": before,
+            "nodes_after": len(list(m.graph)),
+            "passes": pass_report.to_dict() if pass_report is not None and hasattr(pass_report, "to_dict") else None}
+    if as_json:
+        _echo_json(data)
+        return
+    summary = pass_report.summary() if pass_report is not None else "no optimizer available"
+    print(f"{source} -> {destination}: {summary}")
+    if report and pass_report is not None and hasattr(pass_report, "table_rows"):
+        for row in pass_report.table_rows():
+            print("  " + "  ".join(str(c) for c in row))
+
+
+@app.command()
+@_handle_errors
+def formats(as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """List the formats crossgraph reads and writes (the conversion matrix).
+
+    Example: crossgraph formats --json
+    """
+    from converter.formats import FORMATS
+
+    rows = [
+        {"format": f.name, "suffixes": list(f.suffixes), "read": f.can_read(), "write": f.can_write(), "description": f.description}
+        for f in FORMATS.values()
+    ]
+    if as_json:
+        _echo_json(rows)
+        return
+    _print_table(
+        "formats (read: a front end exists; write: a back end exists)",
+        ["format", "suffixes", "read", "write", "description"],
+        [
+            [r["format"], " ".join(r["suffixes"]) or "(API/dir)", "yes" if r["read"] else "-",
+             "yes" if r["write"] else "-", r["description"]]
+            for r in rows
+        ],
+    )
+
+
+def main() -> None:
+    """Entry point of the ``crossgraph`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

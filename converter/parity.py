@@ -1,0 +1,254 @@
+"""Parity: run the source and the converted model on the same inputs and compare outputs.
+
+Each side runs in its own native runtime (onnxruntime for ONNX, ``torch.jit.load``
+for TorchScript, the live module or ExportedProgram for PyTorch,
+``tf.saved_model.load`` / Keras for TensorFlow); the IR never stands in for a side.
+Inputs are seeded random values from a signature (the first side that has one),
+with symbolic dims bound to chosen sizes, or the user's arrays.
+
+Per output the report gives max abs / max rel error, the fraction of elements
+outside ``atol + rtol * |expected|``, cosine similarity and, for classifier-like
+outputs (rank 2, float), top-1 / top-5 agreement. Tolerances default per dtype.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from converter.errors import InputError, NotYetSupportedError
+from converter.runners import Runner, Signature, open_runner
+
+#: (rtol, atol) by dtype name; integer and bool outputs must match exactly.
+DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
+    "float64": (1e-7, 1e-9),
+    "float32": (1e-4, 1e-5),
+    "float16": (1e-2, 1e-3),
+    "bfloat16": (5e-2, 1e-2),
+}
+
+
+@dataclasses.dataclass
+class OutputParity:
+    """Comparison of one output."""
+
+    name: str
+    shape: list[int]
+    dtype: str
+    max_abs_error: float
+    max_rel_error: float
+    mismatch_fraction: float
+    cosine_similarity: float | None
+    top1_agreement: float | None
+    top5_agreement: float | None
+    rtol: float
+    atol: float
+    passed: bool
+    note: str = ""
+
+
+@dataclasses.dataclass
+class ParityReport:
+    """The verdict of :func:`validate`: per output metrics, and pass/fail overall."""
+
+    source: str
+    converted: str
+    device: str
+    input_shapes: dict[str, list[int]]
+    outputs: list[OutputParity]
+    batches: int = 1
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.outputs) and all(o.passed for o in self.outputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["passed"] = self.passed
+        return d
+
+    def summary(self) -> str:
+        worst = max((o.max_abs_error for o in self.outputs), default=0.0)
+        verdict = "PASS" if self.passed else "FAIL"
+        return f"parity {verdict}: {len(self.outputs)} output(s), max abs error {worst:.3g} ({self.device})"
+
+
+def validate(
+    source: Any,
+    converted: Any,
+    *,
+    inputs: Any = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    device: str = "cpu",
+    source_format: str | None = None,
+    converted_format: str | None = None,
+    sizes: Mapping[str, int] | None = None,
+    int_range: tuple[int, int] = (0, 10),
+    batches: int = 1,
+    seed: int = 0,
+) -> ParityReport:
+    """Run ``source`` and ``converted`` on the same inputs and compare every output.
+
+    Args:
+        source: the original model (path or live object).
+        converted: the converted model (path or live object).
+        inputs: ``.npz`` path or ``{name: array}`` of user data; else random inputs.
+        rtol, atol: override the per-dtype tolerances.
+        device: ``"cpu"`` or ``"cuda"``.
+        sizes: sizes for symbolic dims (default: ``batch`` 2, others 3).
+        int_range: ``[low, high)`` of random integer inputs (e.g. token ids).
+        batches: how many random batches to compare.
+
+    Returns:
+        A :class:`ParityReport`; ``report.passed`` is the verdict.
+
+    Raises:
+        InputError: the models cannot be run (no signature, mismatched inputs).
+        NotYetSupportedError: a side's format has no runner yet.
+
+    Example:
+        >>> report = validate("model.onnx", "model.pt")   # doctest: +SKIP
+        >>> report.passed
+        True
+    """
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"unknown device {device!r}", "use cpu or cuda")
+    if device == "cuda":
+        _require_cuda()
+    src = open_runner(source, source_format, device=device)
+    dst = open_runner(converted, converted_format, device=device)
+    signature = src.signature() or dst.signature()
+    if signature is None:
+        raise InputError("neither model declares its input shapes", "give them with --input NAME:SHAPE[:DTYPE]")
+    results: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    feeds_shapes: dict[str, list[int]] = {}
+    for b in range(batches):
+        feeds = _user_inputs(inputs) if inputs is not None else make_inputs(signature, sizes, int_range, seed + b)
+        feeds_shapes = {k: list(np.shape(v)) for k, v in feeds.items()}
+        expected = src.run(feeds)
+        actual = dst.run(feeds)
+        for name, (e, a) in _pair_outputs(expected, actual).items():
+            results.setdefault(name, []).append((e, a))
+        if inputs is not None:
+            break
+    outputs = [_compare(name, pairs, rtol, atol) for name, pairs in results.items()]
+    return ParityReport(_describe(source), _describe(converted), device, feeds_shapes, outputs, batches)
+
+
+def _require_cuda() -> None:
+    try:
+        import torch
+    except ImportError:
+        raise InputError("--device cuda needs PyTorch with CUDA, and torch is not installed", "use --device cpu") from None
+    if not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available on this machine", "use --device cpu")
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, (str, os.PathLike)):
+        return str(obj)
+    return f"<{type(obj).__module__}.{type(obj).__qualname__}>"
+
+
+def _user_inputs(inputs: Any) -> dict[str, np.ndarray]:
+    if isinstance(inputs, (str, os.PathLike)):
+        path = pathlib.Path(inputs)
+        if not path.is_file():
+            raise InputError(f"{path}: no such input file", "give a .npz file of named arrays")
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    if isinstance(inputs, Mapping):
+        return {k: np.asarray(v) for k, v in inputs.items()}
+    raise InputError("inputs must be a .npz path or a mapping of name to array")
+
+
+_SIZE_DEFAULTS = {"batch": 2}
+
+
+def make_inputs(
+    signature: Signature,
+    sizes: Mapping[str, int] | None = None,
+    int_range: tuple[int, int] = (0, 10),
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Seeded random inputs for ``signature``; a symbol takes the same size everywhere."""
+    rng = np.random.default_rng(seed)
+    bound = {**_SIZE_DEFAULTS, **(sizes or {})}
+    feeds = {}
+    for name, shape, dtype in signature:
+        dims = []
+        for axis, d in enumerate(shape):
+            if isinstance(d, int) and d >= 0:
+                dims.append(d)
+            else:
+                key = d if isinstance(d, str) else f"{name}:{axis}"
+                dims.append(bound.setdefault(key, 2 if axis == 0 else 3))
+        np_dtype = np.dtype(dtype) if dtype != "bfloat16" else np.float32
+        if np_dtype.kind == "f":
+            feeds[name] = rng.standard_normal(dims).astype(np_dtype)
+        elif np_dtype.kind in "iu":
+            feeds[name] = rng.integers(int_range[0], int_range[1], size=dims).astype(np_dtype)
+        elif np_dtype.kind == "b":
+            feeds[name] = rng.integers(0, 2, size=dims).astype(bool)
+        else:
+            raise NotYetSupportedError(f"random inputs of dtype {dtype} (input {name!r})", "give inputs with --inputs FILE.npz")
+    return feeds
+
+
+def _pair_outputs(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    if len(expected) != len(actual):
+        raise InputError(
+            f"the models have different numbers of outputs: {len(expected)} ({', '.join(expected)}) vs {len(actual)} ({', '.join(actual)})"
+        )
+    if set(expected) == set(actual):
+        return {k: (expected[k], actual[k]) for k in expected}
+    # Names differ (e.g. TorchScript returns a tuple): pair by position.
+    return {k: (expected[k], a) for k, a in zip(expected, actual.values(), strict=True)}
+
+
+def _compare(name: str, pairs: list[tuple[np.ndarray, np.ndarray]], rtol: float | None, atol: float | None) -> OutputParity:
+    e = np.concatenate([np.asarray(p[0]).reshape(-1) for p in pairs])
+    a = np.concatenate([np.asarray(p[1]).reshape(-1) for p in pairs])
+    e0, a0 = np.asarray(pairs[0][0]), np.asarray(pairs[0][1])
+    dtype = str(e0.dtype)
+    default_rtol, default_atol = DEFAULT_TOLERANCES.get(dtype, (0.0, 0.0))
+    rt = default_rtol if rtol is None else rtol
+    at = default_atol if atol is None else atol
+    note = ""
+    if e0.shape != a0.shape:
+        return OutputParity(name, list(e0.shape), dtype, float("inf"), float("inf"), 1.0, None, None, None, rt, at, False,
+                            f"shape differs: expected {list(e0.shape)}, got {list(a0.shape)}")
+    if e.size == 0:
+        return OutputParity(name, list(e0.shape), dtype, 0.0, 0.0, 0.0, None, None, None, rt, at, True, "empty")
+    ef, af = e.astype(np.float64), a.astype(np.float64)
+    both_nan = np.isnan(ef) & np.isnan(af)
+    diff = np.where(both_nan, 0.0, np.abs(ef - af))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    rel = diff / np.maximum(np.abs(ef), np.finfo(np.float64).tiny)
+    bad = diff > at + rt * np.abs(np.nan_to_num(ef))
+    cosine = None
+    if e.dtype.kind == "f":
+        norm = np.linalg.norm(ef[np.isfinite(ef)]) * np.linalg.norm(af[np.isfinite(af)])
+        cosine = float(np.dot(np.nan_to_num(ef), np.nan_to_num(af)) / norm) if norm > 0 else (1.0 if not diff.any() else 0.0)
+    top1 = top5 = None
+    if e0.dtype.kind == "f" and e0.ndim == 2 and e0.shape[1] >= 2:
+        pe = np.concatenate([np.asarray(p[0]) for p in pairs])
+        pa = np.concatenate([np.asarray(p[1]) for p in pairs])
+        top1 = float(np.mean(pe.argmax(1) == pa.argmax(1)))
+        k = min(5, pe.shape[1])
+        te, ta = np.argsort(-pe, 1)[:, :k], np.argsort(-pa, 1)[:, :k]
+        top5 = float(np.mean([len(set(x) & set(y)) / k for x, y in zip(te, ta, strict=True)]))
+    mismatch = float(bad.mean())
+    return OutputParity(
+        name, list(e0.shape), dtype, float(diff.max()), float(rel.max()), mismatch, cosine, top1, top5, rt, at,
+        mismatch == 0.0, note,
+    )
+
+
+__all__ = ["validate", "ParityReport", "OutputParity", "make_inputs", "DEFAULT_TOLERANCES", "Runner"]

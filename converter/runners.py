@@ -1,0 +1,174 @@
+"""Native runners for parity: each format runs in its own framework.
+
+A runner exposes ``signature()`` (``[(name, shape, dtype)]`` with symbols as
+strings, or ``None`` when the format does not record one) and
+``run(feeds) -> {output name: np.ndarray}``. Frameworks are imported lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from converter import formats
+from converter.errors import InputError, NotYetSupportedError
+
+Signature = list[tuple[str, list[int | str | None], str]]
+
+_ORT_TYPES = {
+    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+    "tensor(bfloat16)": "bfloat16", "tensor(int8)": "int8", "tensor(int16)": "int16",
+    "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16", "tensor(uint32)": "uint32", "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool", "tensor(string)": "str",
+}
+
+
+class Runner:
+    """Runs one model in its native runtime."""
+
+    note = ""
+
+    def signature(self) -> Signature | None:
+        return None
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+def open_runner(obj: Any, fmt: str | None, *, device: str = "cpu") -> Runner:
+    """The runner for ``obj`` (a path or live object) in format ``fmt`` (detected if None)."""
+    fmt = formats.detect_source(obj, fmt)
+    if fmt == "onnx":
+        return OnnxRunner(obj, device)
+    if fmt == "torchscript":
+        return TorchScriptRunner(obj, device)
+    if fmt in ("torch", "exported_program"):
+        return TorchRunner(obj, device)
+    raise NotYetSupportedError(f"running {fmt} models for parity is not supported yet", "validate against an ONNX or TorchScript file")
+
+
+class OnnxRunner(Runner):
+    """onnxruntime, with the CUDA provider on ``cuda`` where it is installed."""
+
+    def __init__(self, obj: Any, device: str) -> None:
+        import onnxruntime as ort
+
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda":
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, "CUDAExecutionProvider")
+            else:
+                self.note = "onnxruntime has no CUDA provider here: the ONNX side ran on CPU"
+        if isinstance(obj, (str, os.PathLike)):
+            model: Any = str(obj)
+        else:
+            import onnx
+
+            import ir
+
+            proto = ir.to_proto(obj) if isinstance(obj, ir.Model) else obj
+            model = proto.SerializeToString() if isinstance(proto, onnx.ModelProto) else proto
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(model, options, providers=providers)
+        except Exception as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"onnxruntime cannot load {obj if isinstance(obj, (str, os.PathLike)) else 'the model'}: {msg}") from None
+
+    def signature(self) -> Signature:
+        sig = []
+        for i in self.session.get_inputs():
+            shape = [d if isinstance(d, int) else (d or None) for d in (i.shape or [])]
+            sig.append((i.name, shape, _ORT_TYPES.get(i.type, "float32")))
+        return sig
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = [i.name for i in self.session.get_inputs()]
+        ordered = _match_feeds(names, feeds)
+        outs = self.session.run(None, ordered)
+        return {o.name: np.asarray(v) for o, v in zip(self.session.get_outputs(), outs, strict=True)}
+
+
+class TorchScriptRunner(Runner):
+    """``torch.jit.load``; inputs are passed positionally in signature order."""
+
+    def __init__(self, path: Any, device: str) -> None:
+        import torch
+
+        self.device = device
+        try:
+            self.module = torch.jit.load(str(path), map_location=device)
+        except Exception as e:
+            raise InputError(f"{path}: torch.jit.load failed: {str(e).strip().splitlines()[0]}") from None
+        self.module.eval()
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            out = self.module(*[torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for v in feeds.values()])
+        return _torch_outputs(out)
+
+
+class TorchRunner(Runner):
+    """A live nn.Module / ExportedProgram / ScriptModule, or a ``.pt2`` file."""
+
+    def __init__(self, obj: Any, device: str) -> None:
+        import torch
+
+        self.device = device
+        if isinstance(obj, (str, os.PathLike)):
+            if not pathlib.Path(obj).is_file():
+                raise InputError(f"{obj}: no such file")
+            obj = torch.export.load(str(obj))
+        if isinstance(obj, torch.export.ExportedProgram):
+            obj = obj.module()
+        self.module = obj.to(device) if hasattr(obj, "to") else obj
+        if hasattr(self.module, "eval"):
+            try:
+                self.module.eval()
+            except (NotImplementedError, RuntimeError):
+                pass  # exported GraphModules refuse .eval(); they run in the mode they were exported in
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            out = self.module(*[torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for v in feeds.values()])
+        return _torch_outputs(out)
+
+
+def _torch_outputs(out: Any) -> dict[str, np.ndarray]:
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return {"output": out.detach().cpu().numpy()}
+    if isinstance(out, dict):
+        return {str(k): v.detach().cpu().numpy() for k, v in out.items()}
+    flat: list[Any] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, (list, tuple)):
+            for y in x:
+                walk(y)
+        elif isinstance(x, dict):
+            for y in x.values():
+                walk(y)
+        else:
+            flat.append(x)
+
+    walk(out)
+    return {f"output_{i}": (t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)) for i, t in enumerate(flat)}
+
+
+def _match_feeds(names: list[str], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    if set(names) == set(feeds):
+        return {n: feeds[n] for n in names}
+    if len(names) == len(feeds):
+        return dict(zip(names, feeds.values(), strict=True))
+    raise InputError(f"the model takes inputs {names}, but {list(feeds)} were given")
