@@ -126,17 +126,12 @@ def optimize(model: ir.Model, level: int = 2, *, verify_each: bool = False) -> A
     """Optimize ``model`` in place at ``level`` (0: nothing, 1: cleanup, 2: fusions and layout).
 
     Returns:
-        The pass report (``.summary()``, ``.to_dict()``), or ``None`` when no
-        optimizer is installed yet.
+        The :class:`passes.PassReport` (``.summary()``, ``.to_dict()``, ``.table_rows()``).
     """
     if level not in (0, 1, 2):
         raise InputError(f"unknown optimization level {level}", "use 0, 1 or 2")
-    try:
-        passes = importlib.import_module("passes")
-    except ModuleNotFoundError:
-        return None
-    if not hasattr(passes, "optimize"):
-        return None
+    import passes
+
     return passes.optimize(model, level, verify_each=verify_each)
 
 

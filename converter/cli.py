@@ -305,6 +305,7 @@ def formats(as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
 
 def main() -> None:
     """Entry point of the ``crossgraph`` console script."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines are noise here
     app()
 
 

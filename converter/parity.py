@@ -92,6 +92,7 @@ def validate(
     int_range: tuple[int, int] = (0, 10),
     batches: int = 1,
     seed: int = 0,
+    signature: str = "serving_default",
 ) -> ParityReport:
     """Run ``source`` and ``converted`` on the same inputs and compare every output.
 
@@ -121,7 +122,7 @@ def validate(
         raise InputError(f"unknown device {device!r}", "use cpu or cuda")
     if device == "cuda":
         _require_cuda()
-    src = open_runner(source, source_format, device=device)
+    src = open_runner(source, source_format, device=device, signature=signature)
     dst = open_runner(converted, converted_format, device=device)
     signature = src.signature() or dst.signature()
     if signature is None:

@@ -39,7 +39,7 @@ class Runner:
         raise NotImplementedError
 
 
-def open_runner(obj: Any, fmt: str | None, *, device: str = "cpu") -> Runner:
+def open_runner(obj: Any, fmt: str | None, *, device: str = "cpu", signature: str = "serving_default") -> Runner:
     """The runner for ``obj`` (a path or live object) in format ``fmt`` (detected if None)."""
     fmt = formats.detect_source(obj, fmt)
     if fmt == "onnx":
@@ -48,6 +48,10 @@ def open_runner(obj: Any, fmt: str | None, *, device: str = "cpu") -> Runner:
         return TorchScriptRunner(obj, device)
     if fmt in ("torch", "exported_program"):
         return TorchRunner(obj, device)
+    if fmt == "savedmodel":
+        return SavedModelRunner(obj, device, signature)
+    if fmt in ("keras", "tf"):
+        return TensorFlowRunner(obj, device)
     raise NotYetSupportedError(f"running {fmt} models for parity is not supported yet", "validate against an ONNX or TorchScript file")
 
 
@@ -141,6 +145,101 @@ class TorchRunner(Runner):
         with torch.no_grad():
             out = self.module(*[torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for v in feeds.values()])
         return _torch_outputs(out)
+
+
+class SavedModelRunner(Runner):
+    """``tf.saved_model.load`` and one of its signatures (``serving_default``)."""
+
+    def __init__(self, path: Any, device: str, signature: str) -> None:
+        tf = _import_tf()
+        if device == "cuda":
+            self.note = "TensorFlow runs on CPU here"
+        try:
+            self.loaded = tf.saved_model.load(str(path))
+        except Exception as e:
+            raise InputError(f"{path}: tf.saved_model.load failed: {_first_line(e)}") from None
+        if signature not in self.loaded.signatures:
+            available = ", ".join(self.loaded.signatures) or "none"
+            raise InputError(f"{path}: no signature {signature!r}", f"available: {available}")
+        self.fn = self.loaded.signatures[signature]
+
+    def signature(self) -> Signature:
+        _, kwargs = self.fn.structured_input_signature
+        return [(name, _tf_dims(spec.shape), spec.dtype.name) for name, spec in kwargs.items()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        tf = _import_tf()
+        names = [name for name, _, _ in self.signature()]
+        ordered = _match_feeds(names, feeds)
+        out = self.fn(**{k: tf.constant(v) for k, v in ordered.items()})
+        return {k: v.numpy() for k, v in out.items()}
+
+
+class TensorFlowRunner(Runner):
+    """A Keras file or model, or a live ``tf.function`` / ``tf.Module`` with an input signature."""
+
+    def __init__(self, obj: Any, device: str) -> None:
+        _import_tf()
+        if device == "cuda":
+            self.note = "TensorFlow runs on CPU here"
+        if isinstance(obj, (str, os.PathLike)):
+            import keras
+
+            try:
+                obj = keras.models.load_model(str(obj), safe_mode=True, compile=False)
+            except Exception as e:
+                raise InputError(f"{obj}: Keras cannot load it: {_first_line(e)}") from None
+        self.obj = obj
+
+    def signature(self) -> Signature | None:
+        inputs = getattr(self.obj, "inputs", None)
+        if inputs:
+            return [(getattr(t, "name", f"input_{i}").split(":")[0], _tf_dims(t.shape), _dtype_name(t.dtype))
+                    for i, t in enumerate(inputs)]
+        specs = getattr(self.obj, "input_signature", None)
+        if specs:
+            return [(s.name or f"input_{i}", _tf_dims(s.shape), s.dtype.name) for i, s in enumerate(specs)]
+        return None
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        tf = _import_tf()
+        args = [tf.constant(v) for v in feeds.values()]
+        if hasattr(self.obj, "layers"):  # a Keras model: one tensor, or a list for several inputs
+            out = self.obj(args if len(args) > 1 else args[0], training=False)
+        else:
+            out = self.obj(*args)
+        return _tf_outputs(out)
+
+
+def _import_tf() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise InputError("running a TensorFlow model needs TensorFlow", "pip install 'crossgraph[tf]'") from None
+    return tf
+
+
+def _tf_dims(shape: Any) -> list[int | str | None]:
+    dims = shape.as_list() if hasattr(shape, "as_list") else list(shape)
+    return [d if isinstance(d, int) else None for d in dims]
+
+
+def _dtype_name(dtype: Any) -> str:
+    return getattr(dtype, "name", None) or str(dtype)
+
+
+def _tf_outputs(out: Any) -> dict[str, np.ndarray]:
+    if isinstance(out, dict):
+        return {str(k): np.asarray(v) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return {f"output_{i}": np.asarray(v) for i, v in enumerate(out)}
+    return {"output_0": np.asarray(out)}
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _torch_outputs(out: Any) -> dict[str, np.ndarray]:

@@ -1,0 +1,106 @@
+"""Parity: metrics against numpy truth, per-dtype tolerances, inputs, devices."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+import converter
+from converter import parity
+from converter.errors import InputError
+
+
+def _perturbed(src, dst, name: str, delta: float) -> None:
+    model = onnx.load(str(src))
+    for init in model.graph.initializer:
+        if init.name == name:
+            arr = onnx.numpy_helper.to_array(init).copy()
+            arr.flat[0] += delta
+            init.CopyFrom(onnx.numpy_helper.from_array(arr, name))
+    onnx.save(model, dst)
+
+
+def test_identical_models_pass_with_zero_error(onnx_fixtures):
+    report = converter.validate(onnx_fixtures / "cnn.onnx", onnx_fixtures / "cnn.onnx", batches=2)
+    assert report.passed
+    (out,) = report.outputs
+    assert out.max_abs_error == 0.0 and out.mismatch_fraction == 0.0
+    assert out.cosine_similarity == pytest.approx(1.0)
+    assert out.top1_agreement == 1.0 and out.top5_agreement == 1.0
+    assert report.input_shapes == {"x": [2, 3, 32, 32]}
+
+
+def test_real_error_fails_and_metrics_match_numpy(tmp_path, onnx_fixtures):
+    other = tmp_path / "other.onnx"
+    _perturbed(onnx_fixtures / "cnn.onnx", other, "fc.bias", 0.5)  # logit 0 shifted by 0.5
+    report = converter.validate(onnx_fixtures / "cnn.onnx", other)
+    (out,) = report.outputs
+    assert not report.passed
+    assert out.max_abs_error == pytest.approx(0.5, rel=1e-5)
+    assert out.mismatch_fraction == pytest.approx(1 / 10)  # one of ten logits per row
+    assert 0.0 < out.cosine_similarity < 1.0
+
+
+def test_tolerance_overrides_apply(tmp_path, onnx_fixtures):
+    other = tmp_path / "other.onnx"
+    _perturbed(onnx_fixtures / "cnn.onnx", other, "fc.bias", 1e-3)
+    assert not converter.validate(onnx_fixtures / "cnn.onnx", other).passed
+    assert converter.validate(onnx_fixtures / "cnn.onnx", other, atol=1e-2).passed
+
+
+def test_integer_outputs_must_match_exactly(tmp_path):
+    def model(offset: int, path):
+        graph = helper.make_graph(
+            [helper.make_node("Add", ["x", "c"], ["y"])], "g",
+            [helper.make_tensor_value_info("x", onnx.TensorProto.INT64, ["batch", 3])],
+            [helper.make_tensor_value_info("y", onnx.TensorProto.INT64, ["batch", 3])],
+            [onnx.numpy_helper.from_array(np.array([0, 0, offset], np.int64), "c")],
+        )
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+        m.ir_version = 10
+        onnx.save(m, path)
+
+    model(0, tmp_path / "a.onnx")
+    model(1, tmp_path / "b.onnx")
+    report = converter.validate(tmp_path / "a.onnx", tmp_path / "b.onnx", int_range=(0, 100))
+    (out,) = report.outputs
+    assert out.rtol == 0.0 and out.atol == 0.0
+    assert not report.passed and out.mismatch_fraction == pytest.approx(1 / 3)
+
+
+def test_user_inputs_from_npz(tmp_path, onnx_fixtures):
+    data = tmp_path / "inputs.npz"
+    x = np.random.default_rng(5).standard_normal((5, 32)).astype(np.float32)
+    np.savez(data, x=x)
+    report = converter.validate(onnx_fixtures / "mlp.onnx", onnx_fixtures / "mlp.onnx", inputs=data)
+    assert report.passed and report.input_shapes == {"x": [5, 32]}
+
+
+def test_symbol_sizes_are_chosen(onnx_fixtures):
+    report = parity.validate(onnx_fixtures / "attention.onnx", onnx_fixtures / "attention.onnx", sizes={"seq": 7})
+    assert report.input_shapes == {"x": [2, 7, 16]}
+
+
+def test_make_inputs_binds_one_size_per_symbol():
+    feeds = parity.make_inputs([("a", ["batch", "seq"], "float32"), ("b", ["batch", 4], "int64"), ("m", ["batch"], "bool")],
+                               sizes={"seq": 5}, int_range=(3, 4))
+    assert feeds["a"].shape == (2, 5) and feeds["b"].shape == (2, 4) and feeds["m"].dtype == bool
+    assert (feeds["b"] == 3).all()
+
+
+def test_report_is_json_serializable(onnx_fixtures):
+    import json
+
+    report = converter.validate(onnx_fixtures / "mlp.onnx", onnx_fixtures / "mlp.onnx")
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["passed"] is True and data["outputs"][0]["name"] == "probs"
+
+
+def test_cuda_without_a_gpu_fails_clearly(onnx_fixtures):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(InputError, match="no CUDA device"):
+        converter.validate(onnx_fixtures / "mlp.onnx", onnx_fixtures / "mlp.onnx", device="cuda")
