@@ -34,6 +34,7 @@ bench: $(STAMP)
 
 fixtures: $(STAMP)
 	$(PY) fixtures/build_onnx_fixtures.py
+	$(PY) fixtures/build_tf_fixtures.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

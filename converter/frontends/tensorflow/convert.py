@@ -1,0 +1,197 @@
+"""The one road every TensorFlow source takes into the IR: a traced ``tf.function``.
+
+Each source kind (SavedModel, Keras file, live object; see the sibling modules)
+is turned into a :class:`Traced`: a ``tf.function`` with an input signature
+whose outputs are a dict keyed by the output names. :func:`to_ir` then
+
+1. converts it with tf2onnx (``from_function``) at tf2onnx's newest opset (18),
+   collecting what tf2onnx logs as unsupported;
+2. repairs or rejects every op that is not an ONNX op (:mod:`.repairs`);
+3. upgrades the model to ``ir.DEFAULT_OPSET`` (onnxscript's version converter);
+4. names dynamic dims and records provenance (:mod:`.naming`);
+5. runs ``ir.verify``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import ir
+from converter.errors import CrossgraphError, InputError
+from converter.frontends.tensorflow import naming, repairs
+
+#: tf2onnx 1.17 writes opsets up to 18; the model is upgraded from there.
+TF2ONNX_OPSET = 18
+
+_UNSUPPORTED_LOG = re.compile(r"Tensorflow op \[(?P<name>[^:\]]+): (?P<op>[^\]]+)\] is not supported")
+
+
+@dataclasses.dataclass
+class Traced:
+    """A TF source made ready for tf2onnx.
+
+    Attributes:
+        function: a ``tf.function`` taking the inputs positionally and returning
+            ``{output name: tensor}``.
+        signature: its input ``tf.TensorSpec`` list; each spec's ``name`` is the
+            graph input's name.
+        symbols: ``{input name: {axis: symbol}}`` for the dynamic dims.
+        namer: maps a TF op name to the source name recorded as provenance.
+        probe: the same computation as plain Python (retraceable), used to tie
+            output dims to input symbols by tracing at concrete sizes; ``None``
+            when the source is already a fixed graph.
+        description: what the source is, for error messages.
+        output_order: the outputs' order in the source (TF sorts a returned
+            dict's keys; Keras models list theirs in their own order).
+    """
+
+    function: Any
+    signature: list[Any]
+    symbols: dict[str, dict[int, str]]
+    namer: naming.SourceNamer | None = None
+    probe: Callable[..., Mapping[str, Any]] | None = None
+    description: str = "TensorFlow function"
+    output_order: list[str] | None = None
+
+
+def to_ir(traced: Traced, opset: int = ir.DEFAULT_OPSET) -> ir.Model:
+    """Convert ``traced`` to a verified ``ir.Model`` at ``opset``.
+
+    Raises:
+        UnsupportedOpsError: TF ops with no ONNX translation, all of them.
+        CrossgraphError: tf2onnx failed for another reason.
+    """
+    import tf2onnx
+
+    with _captured_tf2onnx_log() as records:
+        try:
+            proto, _ = tf2onnx.convert.from_function(
+                traced.function, input_signature=traced.signature, opset=TF2ONNX_OPSET
+            )
+        except Exception as e:  # tf2onnx raises bare ValueError/KeyError/...
+            raise CrossgraphError(
+                f"tf2onnx could not convert {traced.description}: {type(e).__name__}: {e}"
+            ) from e
+    model = _finish(proto, traced, _unsupported(records), opset)
+    try:
+        ir.verify(model)
+    except ir.VerificationError as e:
+        raise CrossgraphError(f"converting {traced.description} gave an invalid graph: {e}") from e
+    return model
+
+
+def _reorder_outputs(model: ir.Model, order: list[str]) -> None:
+    rank = {name: i for i, name in enumerate(order)}
+    outputs = sorted(model.graph.outputs, key=lambda v: rank.get(v.name, len(rank)))
+    model.graph.outputs.clear()
+    model.graph.outputs.extend(outputs)
+
+
+def _finish(proto, traced: Traced, logged: list[tuple[str, str]], opset: int) -> ir.Model:
+    """Steps 2-4 of :func:`to_ir` on tf2onnx's ``ModelProto``."""
+    from onnxscript import version_converter
+
+    model = ir.serde.deserialize_model(proto)
+    namer = traced.namer or (lambda name: name)
+    repairs.repair_and_check(model, TF2ONNX_OPSET, lambda n: namer(naming.clean_tf_name(n)), logged)
+    if opset != TF2ONNX_OPSET:
+        version_converter.convert_version(model, opset, fallback=True)
+    naming.record_provenance(model, namer)
+    naming.name_dims(model, traced.symbols, _probe(traced))
+    if traced.output_order:
+        _reorder_outputs(model, traced.output_order)
+    model.producer_name = "crossgraph (tensorflow front end, via tf2onnx)"
+    return model
+
+
+def _unsupported(records: list[logging.LogRecord]) -> list[tuple[str, str]]:
+    found = []
+    for record in records:
+        match = _UNSUPPORTED_LOG.search(record.getMessage())
+        if match:
+            found.append((match["op"], match["name"]))
+    return found
+
+
+@contextlib.contextmanager
+def _captured_tf2onnx_log() -> Iterator[list[logging.LogRecord]]:
+    """Collect tf2onnx's log records instead of printing them (its errors become ours)."""
+    logger = logging.getLogger("tf2onnx")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    saved = logger.propagate, logger.level
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.WARNING)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate, _ = saved
+        logger.setLevel(saved[1])
+
+
+def _probe(traced: Traced) -> dict[str, dict[int, str]]:
+    """``{output: {axis: symbol}}``: output dims that follow an input symbol.
+
+    Traces ``traced.probe`` with every symbol bound to its own prime size (TF's
+    shape inference then fixes the output dims that depend on it); an output
+    dim equal to exactly one symbol's size gets that symbol.
+    """
+    if traced.probe is None:
+        return {}
+    import tensorflow as tf
+
+    sizes: dict[str, int] = {}
+    primes = iter(naming.PRIMES)
+    specs = []
+    for spec in traced.signature:
+        dims = list(spec.shape.as_list()) if spec.shape.rank is not None else None
+        for axis, symbol in traced.symbols.get(spec.name, {}).items():
+            if dims is not None:
+                dims[axis] = sizes.setdefault(symbol, next(primes, None))
+        specs.append(tf.TensorSpec(dims, spec.dtype, name=spec.name))
+    by_size = {size: symbol for symbol, size in sizes.items() if size is not None}
+    try:
+        outputs = tf.function(traced.probe).get_concrete_function(*specs).structured_outputs
+    except Exception:  # a model that cannot be traced at these sizes: no names
+        return {}
+    found: dict[str, dict[int, str]] = {}
+    for name, tensor in outputs.items():
+        for axis, dim in enumerate(tensor.shape.as_list() if tensor.shape.rank is not None else []):
+            if dim in by_size:
+                found.setdefault(name, {})[axis] = by_size[dim]
+    return found
+
+
+def as_output_dict(result: Any, names: list[str] | None = None, keep: list[str] | None = None) -> dict[str, Any]:
+    """A function's result as ``{name: tensor}``; unnamed results are ``output_0``, ``output_1``...
+
+    A dict keeps its keys; a tensor or a (nested) list/tuple is flattened in order,
+    named by ``names`` when given. ``keep`` selects outputs by name, in its order.
+
+    Raises:
+        InputError: a name in ``keep`` is not an output (the message lists them).
+    """
+    import tensorflow as tf
+
+    if isinstance(result, Mapping) and names is None:
+        named = dict(result)
+    else:
+        flat = tf.nest.flatten(result)
+        names = names or [f"output_{i}" for i in range(len(flat))]
+        if len(names) != len(flat):
+            raise CrossgraphError(f"{len(flat)} outputs but {len(names)} output names: {names}")
+        named = dict(zip(names, flat, strict=True))
+    if not keep:
+        return named
+    missing = [k for k in keep if k not in named]
+    if missing:
+        raise InputError(f"no output named {', '.join(map(repr, missing))}", f"outputs are: {', '.join(named)}")
+    return {k: named[k] for k in keep}
