@@ -16,8 +16,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import ir
-from converter import formats, staging
-from converter.errors import CrossgraphError, InputError, NotYetSupportedError, ParityError
+from converter import formats, safety, staging
+from converter.errors import (
+    CrossgraphError,
+    InputError,
+    NotYetSupportedError,
+    ParityError,
+    UnsupportedOpsError,
+)
 from converter.inputs import normalize_inputs
 
 
@@ -58,7 +64,8 @@ class ConversionResult:
         return "\n".join(lines)
 
 
-def load(source: Any, *, format: str | None = None, inputs: Any = None, **options: Any) -> ir.Model:
+def load(source: Any, *, format: str | None = None, inputs: Any = None, unsafe_load: bool = False,
+         **options: Any) -> ir.Model:
     """Load ``source`` (a path or a live model object) into the IR.
 
     Args:
@@ -68,6 +75,8 @@ def load(source: Any, *, format: str | None = None, inputs: Any = None, **option
         format: the source format (see ``crossgraph formats``); detected if omitted.
         inputs: example inputs or input specs (``"x:batch x 3 x 224 x 224"``) where
             the source has no signature.
+        unsafe_load: load files that would run embedded code (Keras ``Lambda``
+            layers, TF ``PyFunc``/file ops, TorchScript file access); off by default.
         **options: front-end options (``signature=`` for SavedModels, ...).
 
     Returns:
@@ -77,6 +86,7 @@ def load(source: Any, *, format: str | None = None, inputs: Any = None, **option
         InputError: the source is missing, unreadable or of an unknown format.
         NotYetSupportedError: the format has no front end yet.
         UnsupportedOpsError: the model uses ops with no translation (all listed).
+        UnsafeModelError: the file would run code; pass ``unsafe_load=True`` if trusted.
 
     Example:
         >>> model = converter.load("fixtures/models/onnx/mlp.onnx")   # doctest: +SKIP
@@ -87,6 +97,9 @@ def load(source: Any, *, format: str | None = None, inputs: Any = None, **option
     spec = formats.FORMATS[fmt]
     if not spec.can_read():
         raise NotYetSupportedError(f"reading {fmt} models is not supported yet", "see `crossgraph formats` for what is")
+    safety.check_source(source, fmt, unsafe_load=unsafe_load)
+    if unsafe_load:
+        options["unsafe_load"] = True
     frontend = importlib.import_module(f"converter.frontends.{spec.frontend}")
     return frontend.load(source, format=fmt, inputs=normalize_inputs(inputs), **options)
 
@@ -109,8 +122,22 @@ def save(model: ir.Model, destination: str | os.PathLike, *, format: str | None 
     if opset is not None:
         options["opset"] = opset
     with staging.staged(destination) as tmp:
-        backend.save(model, tmp, format=fmt, **options)
+        _write(backend, model, tmp, fmt, options)
     return destination
+
+
+def _write(backend: Any, model: ir.Model, path: pathlib.Path, fmt: str, options: dict[str, Any]) -> None:
+    """Run a back end; ops it has no kernel for become one error listing them all."""
+    try:
+        backend.save(model, path, format=fmt, **options)
+    except NotImplementedError as e:
+        missing = getattr(e, "missing", None)
+        if not missing:
+            raise
+        raise UnsupportedOpsError(
+            f"ONNX (for the {fmt} back end)", missing,
+            hint="these ops have no kernel yet; convert to ONNX instead, or file an issue with this list",
+        ) from None
 
 
 def _backend_for(destination: pathlib.Path, format: str | None) -> tuple[str, Any]:
@@ -154,6 +181,7 @@ def convert(
     optimize: int = 2,
     check: bool = True,
     device: str = "cpu",
+    unsafe_load: bool = False,
     **options: Any,
 ) -> ConversionResult:
     """Convert ``source`` to ``destination``: load, optimize, save, and check parity.
@@ -170,6 +198,7 @@ def convert(
         optimize: optimization level 0, 1 or 2.
         check: run parity between source and result before committing it.
         device: where parity runs (``cpu`` or ``cuda``).
+        unsafe_load: allow source files that run embedded code (see :func:`load`).
 
     Returns:
         A :class:`ConversionResult`.
@@ -189,7 +218,7 @@ def convert(
     backend_options = {k[len("backend_"):]: v for k, v in options.items() if k.startswith("backend_")}
 
     t = time.perf_counter()
-    model = load(source, format=src_fmt, inputs=inputs, **frontend_options)
+    model = load(source, format=src_fmt, inputs=inputs, unsafe_load=unsafe_load, **frontend_options)
     seconds["load"] = time.perf_counter() - t
     nodes_before = _count_nodes(model)
 
@@ -208,23 +237,23 @@ def convert(
         t = time.perf_counter()
         if opset is not None:
             backend_options["opset"] = opset
-        backend.save(model, tmp, format=tgt_fmt, **backend_options)
+        _write(backend, model, tmp, tgt_fmt, backend_options)
         seconds["save"] = time.perf_counter() - t
         if check:
             t = time.perf_counter()
-            _check_parity(result, source, src_fmt, tmp, tgt_fmt, inputs, device)
+            _check_parity(result, source, src_fmt, tmp, tgt_fmt, inputs, device, unsafe_load)
             seconds["validate"] = time.perf_counter() - t
     return result
 
 
 def _check_parity(result: ConversionResult, source: Any, src_fmt: str, staged: pathlib.Path, tgt_fmt: str,
-                  inputs: Any, device: str) -> None:
+                  inputs: Any, device: str, unsafe_load: bool) -> None:
     from converter import parity
 
     feeds = _parity_data(inputs)
     try:
         report = parity.validate(source, staged, source_format=src_fmt, converted_format=tgt_fmt,
-                                 inputs=feeds, device=device)
+                                 inputs=feeds, device=device, unsafe_load=unsafe_load)
     except NotYetSupportedError as e:
         result.parity_note = f"not checked ({e.message})"
         return

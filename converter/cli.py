@@ -39,6 +39,15 @@ InputOpt = Annotated[
     typer.Option("--input", "-i", help="Input spec NAME:SHAPE[:DTYPE], e.g. 'x:batch x 3 x 224 x 224:float32'. Repeatable."),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="Where parity runs: cpu or cuda.")]
+UnsafeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--unsafe-load",
+        help="Load files that run embedded code: Keras Lambda layers, TF PyFunc/file/network ops, "
+        "TorchScript calls that reach files. Refused by default. Note: loading any TorchScript "
+        "file runs its TorchScript code.",
+    ),
+]
 
 
 def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -115,6 +124,7 @@ def convert(
     emit_source: Annotated[str | None, typer.Option("--emit-source", help="TorchScript target: also write the generated Python module here.")] = None,
     signature: Annotated[str | None, typer.Option("--signature", help="SavedModel source: the signature to convert (default serving_default).")] = None,
     output: Annotated[list[str] | None, typer.Option("--output", help="Frozen GraphDef source: an output node name. Repeatable.")] = None,
+    unsafe_load: UnsafeOpt = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -133,7 +143,7 @@ def convert(
         options["outputs"] = list(output)
     result = converter.convert(
         source, destination, source_format=from_format, target_format=to_format, inputs=input or None,
-        opset=opset, optimize=level, check=check, device=device, **options,
+        opset=opset, optimize=level, check=check, device=device, unsafe_load=unsafe_load, **options,
     )
     if as_json:
         _echo_json({"ok": True, **result.to_dict()})
@@ -153,6 +163,7 @@ def validate(
     device: DeviceOpt = "cpu",
     batches: Annotated[int, typer.Option("--batches", min=1, help="Random batches to compare.")] = 2,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
+    unsafe_load: UnsafeOpt = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -169,7 +180,7 @@ def validate(
             if isinstance(d, str):
                 sizes.setdefault(d, 2)
     report = parity.validate(source, converted, inputs=inputs, rtol=rtol, atol=atol, device=device,
-                             batches=batches, seed=seed, sizes=sizes or None)
+                             batches=batches, seed=seed, sizes=sizes or None, unsafe_load=unsafe_load)
     if as_json:
         _echo_json(report.to_dict())
     else:
@@ -203,6 +214,7 @@ def inspect(
     from_format: Annotated[str | None, typer.Option("--from", help="Source format (see `crossgraph formats`).")] = None,
     input: InputOpt = None,
     text: Annotated[bool, typer.Option("--text", help="Print the IR in ONNX text form.")] = False,
+    unsafe_load: UnsafeOpt = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -214,7 +226,7 @@ def inspect(
     import ir
     from converter.summary import human_bytes, summarize
 
-    m = converter.load(model, format=from_format, inputs=input or None)
+    m = converter.load(model, format=from_format, inputs=input or None, unsafe_load=unsafe_load)
     info = summarize(m)
     if as_json:
         if text:
@@ -249,6 +261,7 @@ def optimize(
     level: Annotated[int, typer.Option("-O", "--optimize", min=0, max=2, help="Optimization level: 0 none, 1 cleanup, 2 fusions.")] = 2,
     report: Annotated[bool, typer.Option("--report", help="Print what each pass did.")] = False,
     verify_each: Annotated[bool, typer.Option("--verify-each", help="Verify the IR after every pass.")] = False,
+    unsafe_load: UnsafeOpt = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -259,7 +272,7 @@ def optimize(
     import converter
     from converter import formats
 
-    m = converter.load(source)
+    m = converter.load(source, unsafe_load=unsafe_load)
     before = len(list(m.graph))
     pass_report = converter.optimize(m, level, verify_each=verify_each)
     converter.save(m, destination, format=formats.detect_target(destination))

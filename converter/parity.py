@@ -93,6 +93,7 @@ def validate(
     batches: int = 1,
     seed: int = 0,
     signature: str = "serving_default",
+    unsafe_load: bool = False,
 ) -> ParityReport:
     """Run ``source`` and ``converted`` on the same inputs and compare every output.
 
@@ -105,6 +106,7 @@ def validate(
         sizes: sizes for symbolic dims (default: ``batch`` 2, others 3).
         int_range: ``[low, high)`` of random integer inputs (e.g. token ids).
         batches: how many random batches to compare.
+        unsafe_load: run files that embed code (refused by default, before anything runs).
 
     Returns:
         A :class:`ParityReport`; ``report.passed`` is the verdict.
@@ -122,8 +124,12 @@ def validate(
         raise InputError(f"unknown device {device!r}", "use cpu or cuda")
     if device == "cuda":
         _require_cuda()
-    src = open_runner(source, source_format, device=device, signature=signature)
-    dst = open_runner(converted, converted_format, device=device)
+    from converter import formats, safety
+
+    for obj, fmt in ((source, source_format), (converted, converted_format)):
+        safety.check_source(obj, formats.detect_source(obj, fmt), unsafe_load=unsafe_load)
+    src = open_runner(source, source_format, device=device, signature=signature, unsafe_load=unsafe_load)
+    dst = open_runner(converted, converted_format, device=device, unsafe_load=unsafe_load)
     signature = src.signature() or dst.signature()
     if signature is None:
         raise InputError("neither model declares its input shapes", "give them with --input NAME:SHAPE[:DTYPE]")

@@ -39,7 +39,8 @@ class Runner:
         raise NotImplementedError
 
 
-def open_runner(obj: Any, fmt: str | None, *, device: str = "cpu", signature: str = "serving_default") -> Runner:
+def open_runner(obj: Any, fmt: str | None, *, device: str = "cpu", signature: str = "serving_default",
+                unsafe_load: bool = False) -> Runner:
     """The runner for ``obj`` (a path or live object) in format ``fmt`` (detected if None)."""
     fmt = formats.detect_source(obj, fmt)
     if fmt == "onnx":
@@ -51,7 +52,7 @@ def open_runner(obj: Any, fmt: str | None, *, device: str = "cpu", signature: st
     if fmt == "savedmodel":
         return SavedModelRunner(obj, device, signature)
     if fmt in ("keras", "tf"):
-        return TensorFlowRunner(obj, device)
+        return TensorFlowRunner(obj, device, safe_mode=not unsafe_load)
     raise NotYetSupportedError(f"running {fmt} models for parity is not supported yet", "validate against an ONNX or TorchScript file")
 
 
@@ -178,7 +179,7 @@ class SavedModelRunner(Runner):
 class TensorFlowRunner(Runner):
     """A Keras file or model, or a live ``tf.function`` / ``tf.Module`` with an input signature."""
 
-    def __init__(self, obj: Any, device: str) -> None:
+    def __init__(self, obj: Any, device: str, safe_mode: bool = True) -> None:
         _import_tf()
         if device == "cuda":
             self.note = "TensorFlow runs on CPU here"
@@ -186,7 +187,7 @@ class TensorFlowRunner(Runner):
             import keras
 
             try:
-                obj = keras.models.load_model(str(obj), safe_mode=True, compile=False)
+                obj = keras.models.load_model(str(obj), safe_mode=safe_mode, compile=False)
             except Exception as e:
                 raise InputError(f"{obj}: Keras cannot load it: {_first_line(e)}") from None
         self.obj = obj

@@ -30,6 +30,7 @@ def load(
     inputs: Any = None,
     signature: str = "serving_default",
     outputs: list[str] | None = None,
+    unsafe_load: bool = False,
     **options: Any,
 ) -> ir.Model:
     """Convert a TensorFlow model into a verified ``ir.Model`` at ``ir.DEFAULT_OPSET``.
@@ -44,6 +45,7 @@ def load(
             the source lacks (a GraphDef's inputs, a tf.function's signature).
         signature: the SavedModel signature to convert.
         outputs: the outputs to keep, by name (for a GraphDef: node or tensor names).
+        unsafe_load: load Keras files with ``safe_mode=False`` (runs ``Lambda`` code).
         **options: none are defined yet; any given is an error.
 
     Returns:
@@ -65,7 +67,7 @@ def load(
     if format == "keras":
         from converter.frontends.tensorflow import keras
 
-        return keras.load_file(source, inputs=inputs, outputs=outputs)
+        return keras.load_file(source, inputs=inputs, outputs=outputs, safe_mode=not unsafe_load)
     if format == "graphdef":
         from converter.frontends.tensorflow import graphdef
 

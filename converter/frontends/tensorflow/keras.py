@@ -16,8 +16,10 @@ from converter.errors import InputError
 from converter.frontends.tensorflow import convert, naming, signature
 
 
-def load_file(path: str | pathlib.Path, *, inputs: Any = None, outputs: list[str] | None = None) -> ir.Model:
-    """Load a ``.keras`` or ``.h5`` file (``safe_mode=True``, not compiled) and convert it.
+def load_file(
+    path: str | pathlib.Path, *, inputs: Any = None, outputs: list[str] | None = None, safe_mode: bool = True
+) -> ir.Model:
+    """Load a ``.keras`` or ``.h5`` file (``safe_mode`` on unless told, not compiled) and convert it.
 
     Raises:
         InputError: the file is missing or Keras cannot load it.
@@ -28,7 +30,7 @@ def load_file(path: str | pathlib.Path, *, inputs: Any = None, outputs: list[str
     if not path.is_file():
         raise InputError(f"no Keras model file at {path}")
     try:
-        model = keras.models.load_model(path, safe_mode=True, compile=False)
+        model = keras.models.load_model(path, safe_mode=safe_mode, compile=False)
     except Exception as e:  # Keras raises many kinds; all mean "cannot read it"
         raise InputError(f"Keras cannot load {path}: {type(e).__name__}: {e}") from e
     return from_model(model, inputs=inputs, outputs=outputs)
