@@ -241,19 +241,19 @@ def convert(
         seconds["save"] = time.perf_counter() - t
         if check:
             t = time.perf_counter()
-            _check_parity(result, source, src_fmt, tmp, tgt_fmt, inputs, device, unsafe_load)
+            _check_parity(result, model, source, src_fmt, tmp, tgt_fmt, inputs, device, unsafe_load)
             seconds["validate"] = time.perf_counter() - t
     return result
 
 
-def _check_parity(result: ConversionResult, source: Any, src_fmt: str, staged: pathlib.Path, tgt_fmt: str,
-                  inputs: Any, device: str, unsafe_load: bool) -> None:
+def _check_parity(result: ConversionResult, model: ir.Model, source: Any, src_fmt: str, staged: pathlib.Path,
+                  tgt_fmt: str, inputs: Any, device: str, unsafe_load: bool) -> None:
     from converter import parity
 
     feeds = _parity_data(inputs)
     try:
         report = parity.validate(source, staged, source_format=src_fmt, converted_format=tgt_fmt,
-                                 inputs=feeds, device=device, unsafe_load=unsafe_load)
+                                 inputs=feeds, device=device, unsafe_load=unsafe_load, localize=True, model=model)
     except NotYetSupportedError as e:
         result.parity_note = f"not checked ({e.message})"
         return
@@ -266,7 +266,8 @@ def _check_parity(result: ConversionResult, source: Any, src_fmt: str, staged: p
             f"parity check failed: {len(failed)} of {len(report.outputs)} output(s) differ "
             f"(worst {worst.name!r}: max abs error {worst.max_abs_error:.3g}, "
             f"{worst.mismatch_fraction:.1%} of elements outside rtol={worst.rtol:g}, atol={worst.atol:g}); "
-            f"{result.destination} was not written",
+            + (f"{report.localization['summary']}; " if report.localization and "summary" in report.localization else "")
+            + f"{result.destination} was not written",
             "inspect with `crossgraph validate`, or convert with --no-check to write it anyway",
         )
 

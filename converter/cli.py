@@ -163,6 +163,8 @@ def validate(
     device: DeviceOpt = "cpu",
     batches: Annotated[int, typer.Option("--batches", min=1, help="Random batches to compare.")] = 2,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
+    localize: Annotated[bool, typer.Option("--localize", help="On a mismatch, name the first node that diverges (runs the IR on crossgraph's kernels vs onnxruntime).")] = False,
+    repro_dir: Annotated[str | None, typer.Option("--repro-dir", help="With --localize: write the divergent node's model and inputs here.")] = None,
     unsafe_load: UnsafeOpt = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
@@ -180,7 +182,8 @@ def validate(
             if isinstance(d, str):
                 sizes.setdefault(d, 2)
     report = parity.validate(source, converted, inputs=inputs, rtol=rtol, atol=atol, device=device,
-                             batches=batches, seed=seed, sizes=sizes or None, unsafe_load=unsafe_load)
+                             batches=batches, seed=seed, sizes=sizes or None, unsafe_load=unsafe_load,
+                             localize=localize, repro_dir=repro_dir)
     if as_json:
         _echo_json(report.to_dict())
     else:
@@ -205,6 +208,8 @@ def _print_parity(report: Any) -> None:
         rows,
     )
     print(report.summary())
+    if report.localization:
+        print(report.localization.get("summary") or report.localization.get("error"))
 
 
 @app.command()

@@ -62,6 +62,8 @@ class ParityReport:
     input_shapes: dict[str, list[int]]
     outputs: list[OutputParity]
     batches: int = 1
+    notes: list[str] = dataclasses.field(default_factory=list)
+    localization: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -75,7 +77,10 @@ class ParityReport:
     def summary(self) -> str:
         worst = max((o.max_abs_error for o in self.outputs), default=0.0)
         verdict = "PASS" if self.passed else "FAIL"
-        return f"parity {verdict}: {len(self.outputs)} output(s), max abs error {worst:.3g} ({self.device})"
+        text = f"parity {verdict}: {len(self.outputs)} output(s), max abs error {worst:.3g} ({self.device})"
+        for note in self.notes:
+            text += f"; {note}"
+        return text
 
 
 def validate(
@@ -94,6 +99,9 @@ def validate(
     seed: int = 0,
     signature: str = "serving_default",
     unsafe_load: bool = False,
+    localize: bool = False,
+    model: Any = None,
+    repro_dir: Any = None,
 ) -> ParityReport:
     """Run ``source`` and ``converted`` on the same inputs and compare every output.
 
@@ -107,6 +115,10 @@ def validate(
         int_range: ``[low, high)`` of random integer inputs (e.g. token ids).
         batches: how many random batches to compare.
         unsafe_load: run files that embed code (refused by default, before anything runs).
+        localize: on a mismatch, run the IR on crossgraph's kernels against onnxruntime
+            node by node and name the first divergent node (``report.localization``).
+        model: the IR model to localize in (default: whichever side is ONNX).
+        repro_dir: where localization writes the divergent node's repro model.
 
     Returns:
         A :class:`ParityReport`; ``report.passed`` is the verdict.
@@ -135,8 +147,10 @@ def validate(
         raise InputError("neither model declares its input shapes", "give them with --input NAME:SHAPE[:DTYPE]")
     results: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     feeds_shapes: dict[str, list[int]] = {}
+    first_feeds: dict[str, np.ndarray] = {}
     for b in range(batches):
         feeds = _user_inputs(inputs) if inputs is not None else make_inputs(signature, sizes, int_range, seed + b)
+        first_feeds = first_feeds or feeds
         feeds_shapes = {k: list(np.shape(v)) for k, v in feeds.items()}
         expected = src.run(feeds)
         actual = dst.run(feeds)
@@ -145,7 +159,35 @@ def validate(
         if inputs is not None:
             break
     outputs = [_compare(name, pairs, rtol, atol) for name, pairs in results.items()]
-    return ParityReport(_describe(source), _describe(converted), device, feeds_shapes, outputs, batches)
+    report = ParityReport(_describe(source), _describe(converted), device, feeds_shapes, outputs, batches)
+    report.notes = [r.note for r in (src, dst) if r.note]
+    if localize and not report.passed:
+        report.localization = _localize(model, source, source_format, converted, converted_format, first_feeds,
+                                        device, rtol, atol, repro_dir)
+    return report
+
+
+def _localize(model: Any, source: Any, source_format: str | None, converted: Any, converted_format: str | None,
+              feeds: dict[str, np.ndarray], device: str, rtol: float | None, atol: float | None,
+              repro_dir: Any) -> dict[str, Any]:
+    from converter import formats
+    from converter.localize import localize
+
+    if model is None:
+        for obj, fmt in ((source, source_format), (converted, converted_format)):
+            if formats.detect_source(obj, fmt) == "onnx":
+                from converter.frontends.onnx import load
+
+                model = load(obj)
+                break
+    if model is None:
+        return {"error": "localization needs the IR model: give model=, or one side in ONNX"}
+    import pathlib
+
+    result = localize(model, feeds, device=device, rtol=1e-4 if rtol is None else rtol,
+                      atol=1e-5 if atol is None else atol,
+                      repro_dir=pathlib.Path(repro_dir) if repro_dir is not None else None)
+    return {**result.to_dict(), "summary": result.summary()}
 
 
 def _require_cuda() -> None:

@@ -104,3 +104,26 @@ def test_cuda_without_a_gpu_fails_clearly(onnx_fixtures):
         pytest.skip("this machine has CUDA")
     with pytest.raises(InputError, match="no CUDA device"):
         converter.validate(onnx_fixtures / "mlp.onnx", onnx_fixtures / "mlp.onnx", device="cuda")
+
+
+def test_localization_names_the_first_divergent_node(monkeypatch, tmp_path, onnx_fixtures):
+    from converter.localize import localize
+    from kernels import executor
+
+    model = converter.load(onnx_fixtures / "attention.onnx")
+    x = np.random.default_rng(0).standard_normal((2, 5, 16)).astype(np.float32)
+    assert localize(model, {"x": x}).first is None
+
+    original = executor.Executor._call_kernel
+
+    def broken_softmax(self, node, args):
+        out = original(self, node, args)
+        return [o * 1.01 for o in out] if node.op_type == "Softmax" else out
+
+    monkeypatch.setattr(executor.Executor, "_call_kernel", broken_softmax)
+    result = localize(model, {"x": x}, repro_dir=tmp_path)
+    assert result.first.source_name == "attn/softmax" and result.first.op == "Softmax"
+    assert result.worst is not None
+    repro = onnx.load(result.repro)
+    assert [n.op_type for n in repro.graph.node] == ["Softmax"]
+    assert (tmp_path / "repro_attn_softmax_inputs.npz").exists()
