@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.crossgraph-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo lint bench fixtures clean
+.PHONY: install test test-fast demo lint bench fuzz fixtures clean
 
 install: $(STAMP)
 
@@ -31,6 +31,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+fuzz: $(STAMP)
+	$(PY) bench/fuzz_loaders.py $(or $(CASES),500)
 
 fixtures: $(STAMP)
 	$(PY) fixtures/build_onnx_fixtures.py

@@ -45,11 +45,13 @@ class VerificationError(ValueError):
         super().__init__(_format(problems))
 
 
-def verify(model: onnx_ir.Model) -> None:
+def verify(model: onnx_ir.Model, *, schemas: bool = True) -> None:
     """Check ``model`` and raise :class:`VerificationError` if anything is wrong.
 
     Args:
         model: the model to check; it is not modified.
+        schemas: also check ops against ``onnx.defs`` (rules 3 and 4); ``False``
+            checks only the graph structure (order, definitions, captures).
 
     Raises:
         VerificationError: one or more problems; the message names each one and
@@ -61,7 +63,7 @@ def verify(model: onnx_ir.Model) -> None:
         ...   g (float[2] x) => (float[2] y) { y = Relu(x) }''')
         >>> verify(m)
     """
-    v = _Verifier(model)
+    v = _Verifier(model, schemas=schemas)
     v.check_graph(model.graph, outer=set(), opsets=model.opset_imports)
     for func in model.functions.values():
         opsets = {**model.opset_imports, **func.opset_imports}
@@ -71,8 +73,9 @@ def verify(model: onnx_ir.Model) -> None:
 
 
 class _Verifier:
-    def __init__(self, model: onnx_ir.Model) -> None:
+    def __init__(self, model: onnx_ir.Model, *, schemas: bool = True) -> None:
         self.model = model
+        self.schemas = schemas
         self.problems: list[Problem] = []
 
     def report(self, graph, index: int, message: str) -> None:
@@ -94,7 +97,8 @@ class _Verifier:
                     self.report(graph, index, f"{label} is used before the node that defines it")
                 else:
                     self.report(graph, index, f"{label} is not defined in this graph or an enclosing scope")
-            self.check_schema(graph, index, node, opsets)
+            if self.schemas:
+                self.check_schema(graph, index, node, opsets)
             for attr in node.attributes.values():
                 for sub in _subgraphs(attr):
                     self.check_graph(sub, outer | defined, opsets)

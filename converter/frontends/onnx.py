@@ -41,7 +41,10 @@ def load(source: Any, *, format: str = "onnx", inputs: Any = None, **options: An
         return source
     if isinstance(source, onnx.ModelProto):
         _check_proto(source, "<ModelProto>")
-        return ir.serde.deserialize_model(source)
+        model = ir.serde.deserialize_model(source)
+        _check_tensor_sizes(model, "<ModelProto>")
+        _check_structure(model, "<ModelProto>")
+        return model
     path = pathlib.Path(os.fspath(source))
     if not path.is_file():
         raise InputError(f"{path}: not a file", "give the path of a .onnx model")
@@ -59,6 +62,8 @@ def load(source: Any, *, format: str = "onnx", inputs: Any = None, **options: An
         raise InputError(f"{path}: the ONNX model cannot be read ({e})", _HINT_EXPORT) from None
     ir.external_data.set_base_dir(model.graph, str(path.parent))
     _check_external_data(model, path)
+    _check_tensor_sizes(model, str(path))
+    _check_structure(model, str(path))
     return model
 
 
@@ -69,16 +74,80 @@ def _check_proto(proto: onnx.ModelProto, where: str) -> None:
         raise InputError(f"{where}: the ONNX model imports no opset", _HINT_EXPORT)
 
 
+def _check_structure(model: ir.Model, where: str) -> None:
+    """Refuse graphs that are cyclic or use undefined values (later stages would loop or crash)."""
+    try:
+        ir.verify(model, schemas=False)
+    except ir.VerificationError as e:
+        first = e.problems[0].message
+        more = f" (and {len(e.problems) - 1} more problem(s))" if len(e.problems) > 1 else ""
+        raise InputError(f"{where}: malformed graph: {first}{more}", _HINT_EXPORT) from None
+
+
+def _check_tensor_sizes(model: ir.Model, where: str) -> None:
+    """Every inline tensor holds as many bytes as its shape and dtype declare."""
+    for graph in model.graphs():
+        for value in graph.initializers.values():
+            tensor = value.const_value
+            if tensor is None or isinstance(tensor, ir.ExternalTensor):
+                continue
+            raw = getattr(tensor, "raw", None)
+            if not isinstance(raw, onnx.TensorProto) or not raw.HasField("raw_data"):
+                continue
+            try:
+                expected = _declared_bytes(tensor)
+            except (ValueError, OverflowError):
+                expected = -1
+            if expected >= 0 and expected != len(raw.raw_data):
+                raise InputError(
+                    f"{where}: tensor {value.name!r} declares shape {list(tensor.shape)} "
+                    f"({expected} bytes of {tensor.dtype.name}) but holds {len(raw.raw_data)} bytes",
+                    _HINT_EXPORT,
+                )
+
+
+def _declared_bytes(tensor: ir.TensorProtocol) -> int:
+    """Bytes the shape and dtype declare; -1 when unknown (strings, symbolic dims)."""
+    if tensor.dtype == ir.DataType.STRING:
+        return -1
+    count = 1
+    for d in tensor.shape:
+        if not isinstance(d, int) or d < 0:
+            return -1
+        count *= d
+    bits = tensor.dtype.bitwidth
+    return (count * bits + 7) // 8
+
+
 def _check_external_data(model: ir.Model, path: pathlib.Path) -> None:
-    """Every external tensor's file exists and is long enough (without reading it)."""
+    """Every external tensor's file lies in the model's folder, exists and is long enough (not read)."""
     missing: dict[str, list[str]] = {}
     sizes: dict[str, int] = {}
+    root = os.path.realpath(path.parent)
     for graph in model.graphs():
         for value in graph.initializers.values():
             tensor = value.const_value
             if not isinstance(tensor, ir.ExternalTensor):
                 continue
             file = os.path.join(tensor.base_dir, tensor.location)
+            real = os.path.realpath(file)
+            if os.path.isabs(tensor.location) or os.path.commonpath([root, real]) != root:
+                raise InputError(
+                    f"{path}: tensor {value.name!r} points at external data outside the model's folder "
+                    f"({tensor.location!r})",
+                    "external data must live beside the model; the file is malformed or hostile",
+                )
+            declared = _declared_bytes(tensor)
+            if tensor.length is not None and declared >= 0 and tensor.length < declared:
+                raise InputError(
+                    f"{path}: tensor {value.name!r} declares {declared} bytes but its external data entry has {tensor.length}",
+                    _HINT_EXPORT,
+                )
+            if tensor.length is None and declared >= 0:
+                tensor_end = (tensor.offset or 0) + declared
+                if os.path.isfile(file) and os.path.getsize(file) < tensor_end:
+                    missing.setdefault(tensor.location, []).append(value.name or "?")
+                    continue
             if file not in sizes:
                 sizes[file] = os.path.getsize(file) if os.path.isfile(file) else -1
             end = (tensor.offset or 0) + (tensor.length or 0)

@@ -59,11 +59,16 @@ def from_graph_def(
     def imported():
         tf.compat.v1.import_graph_def(graph_def, name="")
 
-    wrapped = tf.compat.v1.wrap_function(imported, [])
-    graph = wrapped.graph
-    pruned = wrapped.prune(
-        [graph.as_graph_element(f"{s.name}:0") for s in sig], [graph.as_graph_element(t) for t in output_tensors]
-    )
+    try:
+        wrapped = tf.compat.v1.wrap_function(imported, [])
+        graph = wrapped.graph
+        pruned = wrapped.prune(
+            [graph.as_graph_element(f"{s.name}:0") for s in sig], [graph.as_graph_element(t) for t in output_tensors]
+        )
+    except (ValueError, TypeError, KeyError, tf.errors.OpError) as e:  # a malformed or inconsistent graph
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"{description}: TensorFlow cannot import the graph ({reason})",
+                         "check that the file is a complete frozen GraphDef") from None
     out_names = [t[:-2] if t.endswith(":0") else t for t in output_tensors]
 
     def call(*values):
