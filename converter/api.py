@@ -25,6 +25,7 @@ from converter.errors import (
     UnsupportedOpsError,
 )
 from converter.inputs import normalize_inputs
+from converter.visual import progress
 
 
 @dataclasses.dataclass
@@ -182,6 +183,7 @@ def convert(
     check: bool = True,
     device: str = "cpu",
     unsafe_load: bool = False,
+    tensorboard: str | os.PathLike | None = None,
     **options: Any,
 ) -> ConversionResult:
     """Convert ``source`` to ``destination``: load, optimize, save, and check parity.
@@ -199,6 +201,8 @@ def convert(
         check: run parity between source and result before committing it.
         device: where parity runs (``cpu`` or ``cuda``).
         unsafe_load: allow source files that run embedded code (see :func:`load`).
+        tensorboard: a log directory: the source (as loaded) and the result (after the
+            passes) are written there as TensorBoard graphs, runs ``source`` and ``converted``.
 
     Returns:
         A :class:`ConversionResult`.
@@ -218,15 +222,23 @@ def convert(
     backend_options = {k[len("backend_"):]: v for k, v in options.items() if k.startswith("backend_")}
 
     t = time.perf_counter()
-    model = load(source, format=src_fmt, inputs=inputs, unsafe_load=unsafe_load, **frontend_options)
+    with progress.stage(f"loading {src_fmt}"):
+        model = load(source, format=src_fmt, inputs=inputs, unsafe_load=unsafe_load, **frontend_options)
     seconds["load"] = time.perf_counter() - t
     nodes_before = _count_nodes(model)
+    if tensorboard is not None:
+        from converter.visual import tensorboard as tb
+
+        tb.write_graph(model, tensorboard, run_name="source")
 
     report = None
     if optimize:
         t = time.perf_counter()
-        report = globals()["optimize"](model, optimize)
+        with progress.stage(f"optimizing -O{optimize}"):
+            report = globals()["optimize"](model, optimize)
         seconds["optimize"] = time.perf_counter() - t
+    if tensorboard is not None:
+        tb.write_graph(model, tensorboard, run_name="converted")
 
     result = ConversionResult(
         source=_describe(source), destination=str(destination), source_format=src_fmt, target_format=tgt_fmt,
@@ -237,7 +249,8 @@ def convert(
         t = time.perf_counter()
         if opset is not None:
             backend_options["opset"] = opset
-        _write(backend, model, tmp, tgt_fmt, backend_options)
+        with progress.stage(f"saving {tgt_fmt}"):
+            _write(backend, model, tmp, tgt_fmt, backend_options)
         seconds["save"] = time.perf_counter() - t
         if check:
             t = time.perf_counter()
@@ -269,6 +282,7 @@ def _check_parity(result: ConversionResult, model: ir.Model, source: Any, src_fm
             + (f"{report.localization['summary']}; " if report.localization and "summary" in report.localization else "")
             + f"{result.destination} was not written",
             "inspect with `crossgraph validate`, or convert with --no-check to write it anyway",
+            report=report,
         )
 
 

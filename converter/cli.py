@@ -55,10 +55,17 @@ def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = kwargs.get("debug", False) or os.environ.get("CROSSGRAPH_DEBUG") == "1"
         as_json = kwargs.get("as_json", False)
+        if as_json:
+            from converter.visual import progress
+
+            progress.configure(False)
         try:
             return fn(*args, **kwargs)
         except typer.Exit:
             raise
+        except BrokenPipeError:  # the reader went away (`| head`): not an error of ours
+            sys.stderr.close()
+            raise typer.Exit(0) from None
         except CrossgraphError as e:
             _fail(e.message, e.hint, e.exit_code, debug, as_json)
         except KeyboardInterrupt:
@@ -124,6 +131,8 @@ def convert(
     emit_source: Annotated[str | None, typer.Option("--emit-source", help="TorchScript target: also write the generated Python module here.")] = None,
     signature: Annotated[str | None, typer.Option("--signature", help="SavedModel source: the signature to convert (default serving_default).")] = None,
     output: Annotated[list[str] | None, typer.Option("--output", help="Frozen GraphDef source: an output node name. Repeatable.")] = None,
+    tensorboard: Annotated[str | None, typer.Option("--tensorboard", help="Write the source and the result as TensorBoard graphs (runs 'source', 'converted') in this log directory.")] = None,
+    report: Annotated[str | None, typer.Option("--report", help="Write a self-contained HTML report (parity, pass report) here.")] = None,
     unsafe_load: UnsafeOpt = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
@@ -141,14 +150,24 @@ def convert(
         options["signature"] = signature
     if output:
         options["outputs"] = list(output)
-    result = converter.convert(
-        source, destination, source_format=from_format, target_format=to_format, inputs=input or None,
-        opset=opset, optimize=level, check=check, device=device, unsafe_load=unsafe_load, **options,
-    )
+    try:
+        result = converter.convert(
+            source, destination, source_format=from_format, target_format=to_format, inputs=input or None,
+            opset=opset, optimize=level, check=check, device=device, unsafe_load=unsafe_load,
+            tensorboard=tensorboard, **options,
+        )
+    except converter.ParityError as e:
+        if report and e.report is not None:
+            _write_report(report, e.report, None)
+        raise
+    if report and result.parity is not None:
+        _write_report(report, result.parity, result.passes)
     if as_json:
         _echo_json({"ok": True, **result.to_dict()})
     else:
         print(result.summary())
+        if tensorboard:
+            print(f"  TensorBoard graphs in {tensorboard} (view with: tensorboard --logdir {tensorboard})")
 
 
 @app.command()
@@ -165,6 +184,7 @@ def validate(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
     localize: Annotated[bool, typer.Option("--localize", help="On a mismatch, name the first node that diverges (runs the IR on crossgraph's kernels vs onnxruntime).")] = False,
     repro_dir: Annotated[str | None, typer.Option("--repro-dir", help="With --localize: write the divergent node's model and inputs here.")] = None,
+    report: Annotated[str | None, typer.Option("--report", help="Write a self-contained HTML report here.")] = None,
     unsafe_load: UnsafeOpt = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
@@ -181,15 +201,24 @@ def validate(
         for d in spec.shape or ():
             if isinstance(d, str):
                 sizes.setdefault(d, 2)
-    report = parity.validate(source, converted, inputs=inputs, rtol=rtol, atol=atol, device=device,
+    result = parity.validate(source, converted, inputs=inputs, rtol=rtol, atol=atol, device=device,
                              batches=batches, seed=seed, sizes=sizes or None, unsafe_load=unsafe_load,
                              localize=localize, repro_dir=repro_dir)
+    if report:
+        _write_report(report, result, None)
     if as_json:
-        _echo_json(report.to_dict())
+        _echo_json(result.to_dict())
     else:
-        _print_parity(report)
-    if not report.passed:
+        _print_parity(result)
+    if not result.passed:
         raise typer.Exit(1)
+
+
+def _write_report(path: str, parity_report: Any, pass_report: Any) -> None:
+    from converter.visual import html_report
+
+    html_report.write(path, parity_report, pass_report=pass_report, localization=parity_report.localization)
+    print(f"HTML report: {path}", file=sys.stderr)
 
 
 def _print_parity(report: Any) -> None:
@@ -219,6 +248,7 @@ def inspect(
     from_format: Annotated[str | None, typer.Option("--from", help="Source format (see `crossgraph formats`).")] = None,
     input: InputOpt = None,
     text: Annotated[bool, typer.Option("--text", help="Print the IR in ONNX text form.")] = False,
+    tensorboard: Annotated[str | None, typer.Option("--tensorboard", help="Write the model as a TensorBoard graph in this log directory.")] = None,
     unsafe_load: UnsafeOpt = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
@@ -233,6 +263,15 @@ def inspect(
 
     m = converter.load(model, format=from_format, inputs=input or None, unsafe_load=unsafe_load)
     info = summarize(m)
+    if tensorboard:
+        import pathlib
+
+        from converter.visual import tensorboard as tb
+
+        event = tb.write_graph(m, tensorboard, run_name=pathlib.Path(model).stem or "model")
+        info["tensorboard"] = str(event)
+        if not as_json:
+            print(f"TensorBoard graph: {event} (view with: tensorboard --logdir {tensorboard})")
     if as_json:
         if text:
             info["text"] = ir.to_onnx_text(m)

@@ -66,6 +66,13 @@ class UnsupportedOpsError(CrossgraphError):
 
 
 class ParityError(CrossgraphError):
-    """The converted model's outputs differ from the source's beyond tolerance."""
+    """The converted model's outputs differ from the source's beyond tolerance.
+
+    ``report`` holds the :class:`converter.parity.ParityReport` when there is one.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None, *, report: object = None) -> None:
+        super().__init__(message, hint)
+        self.report = report

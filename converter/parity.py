@@ -23,6 +23,7 @@ import numpy as np
 
 from converter.errors import InputError, NotYetSupportedError
 from converter.runners import Runner, Signature, open_runner
+from converter.visual import progress
 
 #: (rtol, atol) by dtype name; integer and bool outputs must match exactly.
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
@@ -50,6 +51,7 @@ class OutputParity:
     atol: float
     passed: bool
     note: str = ""
+    error_histogram: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass
@@ -148,16 +150,18 @@ def validate(
     results: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     feeds_shapes: dict[str, list[int]] = {}
     first_feeds: dict[str, np.ndarray] = {}
-    for b in range(batches):
-        feeds = _user_inputs(inputs) if inputs is not None else make_inputs(signature, sizes, int_range, seed + b)
-        first_feeds = first_feeds or feeds
-        feeds_shapes = {k: list(np.shape(v)) for k, v in feeds.items()}
-        expected = src.run(feeds)
-        actual = dst.run(feeds)
-        for name, (e, a) in _pair_outputs(expected, actual).items():
-            results.setdefault(name, []).append((e, a))
-        if inputs is not None:
-            break
+    with progress.stage("checking parity", total=1 if inputs is not None else batches) as bar:
+        for b in range(batches):
+            feeds = _user_inputs(inputs) if inputs is not None else make_inputs(signature, sizes, int_range, seed + b)
+            first_feeds = first_feeds or feeds
+            feeds_shapes = {k: list(np.shape(v)) for k, v in feeds.items()}
+            expected = src.run(feeds)
+            actual = dst.run(feeds)
+            for name, (e, a) in _pair_outputs(expected, actual).items():
+                results.setdefault(name, []).append((e, a))
+            bar.advance()
+            if inputs is not None:
+                break
     outputs = [_compare(name, pairs, rtol, atol) for name, pairs in results.items()]
     report = ParityReport(_describe(source), _describe(converted), device, feeds_shapes, outputs, batches)
     report.notes = [r.note for r in (src, dst) if r.note]
@@ -294,9 +298,11 @@ def _compare(name: str, pairs: list[tuple[np.ndarray, np.ndarray]], rtol: float 
         te, ta = np.argsort(-pe, 1)[:, :k], np.argsort(-pa, 1)[:, :k]
         top5 = float(np.mean([len(set(x) & set(y)) / k for x, y in zip(te, ta, strict=True)]))
     mismatch = float(bad.mean())
+    from converter.visual.html_report import error_histogram
+
     return OutputParity(
         name, list(e0.shape), dtype, float(diff.max()), float(rel.max()), mismatch, cosine, top1, top5, rt, at,
-        mismatch == 0.0, note,
+        mismatch == 0.0, note, error_histogram(e, a),
     )
 
 

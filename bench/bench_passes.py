@@ -1,0 +1,261 @@
+"""crossgraph's optimizer against onnxscript's (and onnxsim / onnxslim when installed).
+
+For each model: node counts and onnxruntime latency (median of N single-thread
+runs) of the unoptimized model, crossgraph ``-O1`` and ``-O2``
+(``passes.optimize``), ``onnxscript.optimizer.optimize``, and onnxsim /
+onnxslim if importable; ratios against the unoptimized model and against
+onnxscript; and the max abs difference of each optimized model's output from
+the unoptimized one's (same inputs, same runtime).
+
+Latency is measured twice: with onnxruntime's own graph optimizations off
+(``ORT_DISABLE_ALL``: what the graph optimizer alone buys, e.g. for runtimes
+with no optimizer of their own) and on (``ORT_ENABLE_ALL``, the default).
+
+Models are built here with random weights: a ResNet-like CNN and a small
+transformer encoder, exported with ``torch.onnx.export(..., dynamo=False)``,
+plus the ONNX fixtures. Without torch, only the fixtures run.
+
+    .venv/bin/python bench/bench_passes.py [--runs 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import ir  # noqa: E402
+import passes  # noqa: E402
+
+FIXTURES = REPO / "fixtures" / "models" / "onnx"
+
+
+# ---- models -------------------------------------------------------------------------
+
+
+def torch_models(directory: pathlib.Path) -> dict[str, pathlib.Path]:
+    """A ResNet-like CNN and a transformer encoder, exported to ONNX (TorchScript exporter).
+
+    Exported without the exporter's constant folding, as a model straight out of
+    a front end is: BatchNorm, Identity and shape arithmetic are left to the optimizers.
+    """
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.down = None
+            if stride != 1 or cin != cout:
+                self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = torch.relu(self.bn1(self.conv1(x)))
+            y = self.bn2(self.conv2(y))
+            return torch.relu(y + (x if self.down is None else self.down(x)))
+
+    class ResNetLike(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+            self.layers = nn.Sequential(Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2), Block(64, 64, 1))
+            self.head = nn.Linear(64, 10)
+
+        def forward(self, x):
+            return self.head(self.layers(self.stem(x)).mean((2, 3)))
+
+    class EncoderLayer(nn.Module):
+        def __init__(self, d: int = 128, heads: int = 4) -> None:
+            super().__init__()
+            self.heads = heads
+            self.qkv = nn.Linear(d, 3 * d)
+            self.proj = nn.Linear(d, d)
+            self.ln1 = nn.LayerNorm(d)
+            self.ln2 = nn.LayerNorm(d)
+            self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+        def forward(self, x):
+            b, s, d = x.shape
+            q, k, v = self.qkv(self.ln1(x)).reshape(b, s, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            att = torch.softmax(q @ k.transpose(-2, -1) / (d // self.heads) ** 0.5, dim=-1)
+            x = x + self.proj((att @ v).transpose(1, 2).reshape(b, s, d))
+            return x + self.mlp(self.ln2(x))
+
+    class Encoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(1000, 128)
+            self.layers = nn.Sequential(*(EncoderLayer() for _ in range(4)))
+            self.norm = nn.LayerNorm(128)
+
+        def forward(self, tokens):
+            return self.norm(self.layers(self.embed(tokens)))
+
+    torch.manual_seed(0)
+    cases = {
+        "resnet_like": (ResNetLike(), torch.randn(1, 3, 96, 96), {0: "batch"}),
+        "transformer": (Encoder(), torch.randint(0, 1000, (1, 64)), {0: "batch", 1: "seq"}),
+    }
+    paths = {}
+    for name, (module, example, dims) in cases.items():
+        path = directory / f"{name}.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module.eval(), (example,), str(path), dynamo=False, input_names=["x"],
+                              output_names=["y"], dynamic_axes={"x": dims, "y": {0: "batch"}}, opset_version=18,
+                              do_constant_folding=False)
+        paths[name] = path
+    return paths
+
+
+def feeds_for(model: ir.Model, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random inputs; symbolic dims get 1 (batch) or 64 (others)."""
+    feeds = {}
+    for value in model.graph.inputs:
+        dims = [d if isinstance(d, int) else (1 if i == 0 else 64) for i, d in enumerate(value.shape)]
+        dtype = value.dtype.numpy()
+        if np.issubdtype(dtype, np.integer):
+            feeds[value.name] = rng.integers(0, 10, size=dims).astype(dtype)
+        else:
+            feeds[value.name] = rng.standard_normal(dims).astype(dtype)
+    return feeds
+
+
+# ---- optimizers -----------------------------------------------------------------------
+
+
+def crossgraph(level: int) -> Callable[[ir.Model], ir.Model]:
+    def run(model: ir.Model) -> ir.Model:
+        passes.optimize(model, level)
+        return model
+
+    return run
+
+
+def onnxscript_optimizer(model: ir.Model) -> ir.Model:
+    import onnxscript.optimizer
+
+    onnxscript.optimizer.optimize(model)
+    return model
+
+
+def optimizers() -> dict[str, Callable[[ir.Model], ir.Model]]:
+    found: dict[str, Callable[[ir.Model], ir.Model]] = {
+        "crossgraph -O1": crossgraph(1),
+        "crossgraph -O2": crossgraph(2),
+        "onnxscript": onnxscript_optimizer,
+    }
+    if importlib.util.find_spec("onnxsim"):
+        import onnxsim
+
+        found["onnxsim"] = lambda m: ir.from_proto(onnxsim.simplify(ir.to_proto(m))[0])
+    if importlib.util.find_spec("onnxslim"):
+        import onnxslim
+
+        found["onnxslim"] = lambda m: ir.from_proto(onnxslim.slim(ir.to_proto(m)))
+    return found
+
+
+# ---- measuring ------------------------------------------------------------------------
+
+
+def session(proto_bytes: bytes, ort_optimize: bool):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if ort_optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )
+    return ort.InferenceSession(proto_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def median_ms(sess, feeds, runs: int) -> float:
+    for _ in range(3):
+        sess.run(None, feeds)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        sess.run(None, feeds)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def measure(path: pathlib.Path, runs: int) -> list[dict]:
+    rng = np.random.default_rng(0)
+    base = ir.load(path)
+    feeds = feeds_for(base, rng)
+    variants = {"unoptimized": lambda m: m, **optimizers()}
+    rows, reference = [], {}
+    for name, optimize in variants.items():
+        start = time.perf_counter()
+        model = optimize(ir.load(path))
+        seconds = time.perf_counter() - start
+        data = ir.to_proto(model).SerializeToString()
+        row = {"optimizer": name, "nodes": passes.count_nodes(model), "seconds": seconds}
+        for ort_optimize in (False, True):
+            sess = session(data, ort_optimize)
+            outputs = sess.run(None, feeds)
+            key = "ort_on" if ort_optimize else "ort_off"
+            reference.setdefault(key, outputs)
+            row[key] = median_ms(sess, feeds, runs)
+            row[f"diff_{key}"] = max(float(np.max(np.abs(a - b))) for a, b in zip(reference[key], outputs, strict=True))
+        rows.append(row)
+    return rows
+
+
+def print_table(model_name: str, rows: list[dict]) -> None:
+    base = rows[0]
+    ref = next(r for r in rows if r["optimizer"] == "onnxscript")
+    print(f"\n{model_name}")
+    print(f"  {'optimizer':<15}{'nodes':>6}{'vs unopt':>9}{'vs oscr':>8}{'opt s':>7}"
+          f"{'ORT off ms':>11}{'vs unopt':>9}{'vs oscr':>8}{'ORT on ms':>10}{'vs unopt':>9}{'vs oscr':>8}"
+          f"{'max|diff| off':>14}{'on':>9}")
+    for r in rows:
+        print(
+            f"  {r['optimizer']:<15}{r['nodes']:>6}{r['nodes'] / base['nodes']:>9.2f}{r['nodes'] / ref['nodes']:>8.2f}"
+            f"{r['seconds']:>7.2f}"
+            f"{r['ort_off']:>11.3f}{r['ort_off'] / base['ort_off']:>9.2f}{r['ort_off'] / ref['ort_off']:>8.2f}"
+            f"{r['ort_on']:>10.3f}{r['ort_on'] / base['ort_on']:>9.2f}{r['ort_on'] / ref['ort_on']:>8.2f}"
+            f"{r['diff_ort_off']:>14.2e}{r['diff_ort_on']:>9.2e}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100, help="timed runs per model and setting (median)")
+    args = parser.parse_args()
+    for tool in ("onnxsim", "onnxslim"):
+        if not importlib.util.find_spec(tool):
+            print(f"note: {tool} is not installed; skipped (pip install {tool} to compare)")
+    print("nodes: excluding Constant; ratios < 1 mean fewer nodes / faster; "
+          "ORT off/on: onnxruntime graph optimizations disabled/enabled, 1 thread")
+    with tempfile.TemporaryDirectory() as tmp:
+        models: dict[str, pathlib.Path] = {}
+        try:
+            models.update(torch_models(pathlib.Path(tmp)))
+        except ImportError as e:
+            print(f"note: torch models skipped ({e})")
+        models.update({f"fixture {p.stem}": p for p in sorted(FIXTURES.glob("*.onnx")) if p.stem in ("cnn", "attention", "mlp")})
+        for name, path in models.items():
+            print_table(name, measure(path, args.runs))
+
+
+if __name__ == "__main__":
+    main()
