@@ -38,6 +38,7 @@ fuzz: $(STAMP)
 fixtures: $(STAMP)
 	$(PY) fixtures/build_onnx_fixtures.py
 	$(PY) fixtures/build_tf_fixtures.py
+	$(PY) fixtures/build_torch_fixtures.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -221,6 +221,12 @@ def convert(
     frontend_options = {k: v for k, v in options.items() if not k.startswith("backend_")}
     backend_options = {k[len("backend_"):]: v for k, v in options.items() if k.startswith("backend_")}
 
+    label = _describe(source)
+    if src_fmt == "torch" and isinstance(source, str):
+        # package.module:function: build the module once, so parity compares against the same weights.
+        from converter.frontends.torch.export import call_factory
+
+        source = call_factory(source)
     t = time.perf_counter()
     with progress.stage(f"loading {src_fmt}"):
         model = load(source, format=src_fmt, inputs=inputs, unsafe_load=unsafe_load, **frontend_options)
@@ -241,7 +247,7 @@ def convert(
         tb.write_graph(model, tensorboard, run_name="converted")
 
     result = ConversionResult(
-        source=_describe(source), destination=str(destination), source_format=src_fmt, target_format=tgt_fmt,
+        source=label, destination=str(destination), source_format=src_fmt, target_format=tgt_fmt,
         nodes_before=nodes_before, nodes_after=_count_nodes(model), optimize_level=optimize,
         pass_summary=report.summary() if report is not None else None, passes=report, seconds=seconds,
     )
@@ -266,7 +272,8 @@ def _check_parity(result: ConversionResult, model: ir.Model, source: Any, src_fm
     feeds = _parity_data(inputs)
     try:
         report = parity.validate(source, staged, source_format=src_fmt, converted_format=tgt_fmt,
-                                 inputs=feeds, device=device, unsafe_load=unsafe_load, localize=True, model=model)
+                                 inputs=feeds, device=device, unsafe_load=unsafe_load, localize=True, model=model,
+                                 spec_inputs=inputs)
     except NotYetSupportedError as e:
         result.parity_note = f"not checked ({e.message})"
         return
@@ -302,7 +309,8 @@ def _as_numpy(value: Any) -> Any:
 
 
 def _count_nodes(model: ir.Model) -> int:
-    return sum(1 for _ in ir.traversal.RecursiveGraphIterator(model.graph))
+    """Nodes in the model and its subgraphs, not counting Constant nodes (as the pass report does)."""
+    return sum(1 for n in ir.traversal.RecursiveGraphIterator(model.graph) if n.op_type != "Constant")
 
 
 def _describe(obj: Any) -> str:

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -59,6 +60,10 @@ def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             from converter.visual import progress
 
             progress.configure(False)
+        if not debug:  # frameworks' deprecation chatter is not the user's business
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|tensorflow|keras|tf2onnx|onnxscript)")
         try:
             return fn(*args, **kwargs)
         except typer.Exit:

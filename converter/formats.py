@@ -13,6 +13,7 @@ import dataclasses
 import importlib.util
 import os
 import pathlib
+import re
 from typing import Any
 
 from converter.errors import InputError
@@ -64,6 +65,9 @@ _ALIASES = {
 }
 
 
+_FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
 def _module_exists(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
@@ -91,6 +95,8 @@ def detect_source(source: Any, explicit: str | None = None) -> str:
     """
     if explicit:
         return normalize(explicit)
+    if isinstance(source, str) and _FACTORY.fullmatch(source) and not pathlib.Path(source).exists():
+        return "torch"  # package.module:function returning an nn.Module
     if isinstance(source, (str, os.PathLike)):
         path = pathlib.Path(source)
         if not path.exists():

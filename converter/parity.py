@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from converter.errors import InputError, NotYetSupportedError
+from converter.errors import CrossgraphError, InputError, NotYetSupportedError
 from converter.runners import Runner, Signature, open_runner
 from converter.visual import progress
 
@@ -104,6 +104,7 @@ def validate(
     localize: bool = False,
     model: Any = None,
     repro_dir: Any = None,
+    spec_inputs: Any = None,
 ) -> ParityReport:
     """Run ``source`` and ``converted`` on the same inputs and compare every output.
 
@@ -119,7 +120,10 @@ def validate(
         unsafe_load: run files that embed code (refused by default, before anything runs).
         localize: on a mismatch, run the IR on crossgraph's kernels against onnxruntime
             node by node and name the first divergent node (``report.localization``).
-        model: the IR model to localize in (default: whichever side is ONNX).
+        model: the IR model (after conversion): its signature is used when neither side
+            records one, and localization runs in it (default: whichever side is ONNX).
+        spec_inputs: input specs or example inputs for loading the source when only the
+            IR can tell the input shapes (live modules, TorchScript).
         repro_dir: where localization writes the divergent node's repro model.
 
     Returns:
@@ -146,7 +150,12 @@ def validate(
     dst = open_runner(converted, converted_format, device=device, unsafe_load=unsafe_load)
     signature = src.signature() or dst.signature()
     if signature is None:
-        raise InputError("neither model declares its input shapes", "give them with --input NAME:SHAPE[:DTYPE]")
+        if model is None:
+            # Neither runtime records shapes (live modules, TorchScript): read them from the IR.
+            from converter import api
+
+            model = api.load(source, format=source_format, inputs=spec_inputs, unsafe_load=unsafe_load)
+        signature = ir_signature(model)
     results: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     feeds_shapes: dict[str, list[int]] = {}
     first_feeds: dict[str, np.ndarray] = {}
@@ -155,8 +164,8 @@ def validate(
             feeds = _user_inputs(inputs) if inputs is not None else make_inputs(signature, sizes, int_range, seed + b)
             first_feeds = first_feeds or feeds
             feeds_shapes = {k: list(np.shape(v)) for k, v in feeds.items()}
-            expected = src.run(feeds)
-            actual = dst.run(feeds)
+            expected = _run_side(src, feeds, source, "source")
+            actual = _run_side(dst, feeds, converted, "converted")
             for name, (e, a) in _pair_outputs(expected, actual).items():
                 results.setdefault(name, []).append((e, a))
             bar.advance()
@@ -192,6 +201,37 @@ def _localize(model: Any, source: Any, source_format: str | None, converted: Any
                       atol=1e-5 if atol is None else atol,
                       repro_dir=pathlib.Path(repro_dir) if repro_dir is not None else None)
     return {**result.to_dict(), "summary": result.summary()}
+
+
+def _run_side(runner: Runner, feeds: dict[str, np.ndarray], obj: Any, role: str) -> dict[str, np.ndarray]:
+    try:
+        return runner.run(feeds)
+    except CrossgraphError:
+        raise
+    except Exception as e:
+        text = " ".join(str(e).split())
+        reason = text[-300:] if len(text) > 300 else text
+        shapes = ", ".join(f"{k}{list(np.shape(v))}" for k, v in feeds.items())
+        raise InputError(
+            f"the {role} model {_describe(obj)} failed to run on inputs {shapes}: {type(e).__name__}: {reason}",
+            "check that both models take the same inputs (names, shapes, dtypes)",
+        ) from None
+
+
+def ir_signature(model: Any) -> Signature:
+    """``[(name, dims, dtype)]`` of an IR model's graph inputs; symbols stay names."""
+    sig: Signature = []
+    initializers = set(model.graph.initializers)
+    for value in model.graph.inputs:
+        if value.name in initializers:
+            continue
+        dims: list[int | str | None] = []
+        for d in value.shape or []:
+            dims.append(d if isinstance(d, int) else getattr(d, "value", None))
+        dtype = value.dtype
+        name = "float32" if dtype is None else np.dtype(dtype.numpy()).name if dtype.name != "BFLOAT16" else "bfloat16"
+        sig.append((value.name, dims, name))
+    return sig
 
 
 def _require_cuda() -> None:

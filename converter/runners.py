@@ -127,7 +127,11 @@ class TorchRunner(Runner):
         import torch
 
         self.device = device
-        if isinstance(obj, (str, os.PathLike)):
+        if isinstance(obj, str) and not pathlib.Path(obj).exists() and ":" in obj:
+            from converter.frontends.torch.export import call_factory
+
+            obj = call_factory(obj)
+        elif isinstance(obj, (str, os.PathLike)):
             if not pathlib.Path(obj).is_file():
                 raise InputError(f"{obj}: no such file")
             obj = torch.export.load(str(obj))

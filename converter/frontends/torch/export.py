@@ -1,0 +1,339 @@
+"""Getting a core-ATen ExportedProgram from each PyTorch source.
+
+| source | route |
+|---|---|
+| ``nn.Module`` + inputs, ``"pkg.module:factory"`` | ``torch.export.export`` (non-strict by default) |
+| ``ExportedProgram``, ``.pt2`` | as is / ``torch.export.load`` |
+| ``ScriptModule``, ``.pt``/``.pth`` | ``TS2EPConverter``, re-exported when dims are dynamic |
+
+Input specs (``InputSpec(name, shape, dtype)``) give example tensors and
+``dynamic_shapes``: each symbol name becomes one ``torch.export.Dim``, shared by
+every input that names it. The program is then decomposed to core ATen, keeping
+the higher-level ops in :data:`KEEP` that translate to better ONNX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import pathlib
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+import ir
+from converter.errors import InputError
+from converter.inputs import InputSpec
+
+_aten = torch.ops.aten
+
+#: Ops kept undecomposed: each has a direct ONNX counterpart (and LSTM/GRU would
+#: otherwise unroll over time steps).
+KEEP = (
+    _aten.linear.default,  # Gemm / MatMul + Add, no reshapes around batch dims
+    _aten.matmul.default,  # MatMul broadcasts as matmul does
+    _aten.layer_norm.default,  # LayerNormalization
+    _aten.scaled_dot_product_attention.default,
+    _aten.lstm.input,  # LSTM (its decomposition unrolls the time steps)
+    _aten.gru.input,  # GRU
+    _aten.hardswish.default,  # HardSwish
+    _aten.hardsigmoid.default,  # HardSigmoid
+    _aten.mish.default,  # Mish
+    _aten.logsumexp.default,  # ReduceLogSumExp
+    _aten.tril.default,  # Trilu (not an iota-compare-where pattern)
+    _aten.triu.default,  # Trilu
+)
+
+_HINT_INPUTS = "give example inputs (tensors) or input specs, e.g. --input x:batch x 3 x 224 x 224"
+
+
+@dataclasses.dataclass
+class Program:
+    """An ExportedProgram and what the translation needs to name things.
+
+    Attributes:
+        ep: the decomposed program.
+        input_names: the user's names for the program's tensor inputs, in order.
+        symbols: the export's symbol (``s0``) -> the user's name (``batch``).
+        output_names: names of the user outputs.
+    """
+
+    ep: torch.export.ExportedProgram
+    input_names: list[str]
+    symbols: dict[str, str]
+    output_names: list[str]
+
+
+@dataclasses.dataclass
+class Examples:
+    """Example inputs and the dynamic shapes and names derived from them."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    names: list[str] | None
+    dynamic_shapes: Any
+    symbol_names: dict[tuple[int, int], str]  # (input index, axis) -> symbol
+
+
+def exported_program(source: Any, *, format: str, inputs: Any = None, **options: Any) -> Program:
+    """Export (or load, or convert) ``source`` and decompose it to core ATen.
+
+    Args:
+        source: see :func:`converter.frontends.torch.load`.
+        format: ``"torch"``, ``"exported_program"`` or ``"torchscript"``.
+        inputs: example inputs or input specs.
+        options: ``strict`` (bool, default False) for ``torch.export``;
+            ``dynamic_shapes`` passed through when example tensors are given.
+
+    Raises:
+        InputError: the source is missing or unreadable, inputs are needed but
+            absent, or the export fails.
+    """
+    examples = make_examples(inputs, options.get("dynamic_shapes"))
+    if format == "exported_program":
+        ep = _load_pt2(source)
+        input_names = _user_input_names(ep)
+    elif format == "torchscript":
+        ep, input_names = _from_torchscript(_load_torchscript(source), examples, options)
+    elif format == "torch":
+        ep, input_names = _from_object(source, examples, options)
+    else:
+        raise InputError(f"the PyTorch front end does not read format {format!r}")
+    if examples is not None and examples.names:
+        input_names = examples.names
+    try:
+        ep = ep.run_decompositions(_decomposition_table())
+    except Exception as e:
+        raise InputError(f"decomposing the exported program to core ATen failed: {_first_line(e)}") from e
+    symbols = _symbol_map(ep, input_names, examples)
+    return Program(ep, input_names, symbols, _output_names(ep))
+
+
+# ---- example inputs ----------------------------------------------------------
+
+
+def make_examples(inputs: Any, dynamic_shapes: Any = None) -> Examples | None:
+    """Example args, names and dynamic shapes from tensors, a dict, or input specs."""
+    if inputs is None:
+        return None
+    if isinstance(inputs, Mapping):
+        kwargs = {k: _as_tensor(v) for k, v in inputs.items()}
+        return Examples((), kwargs, list(kwargs), dynamic_shapes, {})
+    if isinstance(inputs, torch.Tensor | np.ndarray):
+        inputs = [inputs]
+    items = list(inputs)
+    if items and all(isinstance(i, InputSpec) for i in items):
+        return _examples_from_specs(items)
+    if any(isinstance(i, InputSpec) for i in items):
+        raise InputError("mix of input specs and example tensors", "give one or the other")
+    return Examples(tuple(_as_tensor(v) for v in items), {}, None, dynamic_shapes, {})
+
+
+def _as_tensor(value: Any) -> Any:
+    return torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
+
+
+def _examples_from_specs(specs: Sequence[InputSpec]) -> Examples:
+    """Tensors of the specs' shapes; each symbol gets one ``Dim`` and a distinct size >= 2."""
+    static = {d for s in specs for d in (s.shape or ()) if isinstance(d, int)}
+    dims: dict[str, Any] = {}
+    sizes: dict[str, int] = {}
+    args, dynamic, names = [], [], {}
+    for i, spec in enumerate(specs):
+        if spec.shape is None:
+            raise InputError(f"input spec {spec.name!r} has no shape", _HINT_INPUTS)
+        shape, axes = [], {}
+        for axis, d in enumerate(spec.shape):
+            if isinstance(d, int):
+                shape.append(d)
+                continue
+            symbol = d if isinstance(d, str) else ir.default_symbol(spec.name, axis)
+            if symbol not in dims:
+                dims[symbol] = torch.export.Dim(symbol, min=1)
+                sizes[symbol] = next(n for n in range(2, 64) if n not in static and n not in sizes.values())
+            shape.append(sizes[symbol])
+            axes[axis] = dims[symbol]
+            names[(i, axis)] = symbol
+        args.append(_random_tensor(shape, spec.dtype))
+        dynamic.append(axes or None)
+    return Examples(tuple(args), {}, [s.name for s in specs], tuple(dynamic), names)
+
+
+def _random_tensor(shape: list[int], dtype: str) -> torch.Tensor:
+    torch_dtype = getattr(torch, dtype)
+    gen = torch.Generator().manual_seed(0)
+    if torch_dtype.is_floating_point:
+        return torch.randn(shape, generator=gen).to(torch_dtype)
+    if torch_dtype == torch.bool:
+        return torch.zeros(shape, dtype=torch.bool)
+    return torch.randint(0, 2, shape, generator=gen, dtype=torch_dtype)
+
+
+# ---- sources -----------------------------------------------------------------
+
+
+def _from_object(source: Any, examples: Examples | None, options: dict[str, Any]) -> tuple[Any, list[str]]:
+    if isinstance(source, str):
+        source = call_factory(source)
+    if isinstance(source, torch.export.ExportedProgram):
+        return source, _user_input_names(source)
+    if isinstance(source, torch.jit.ScriptModule | torch.jit.ScriptFunction):
+        return _from_torchscript(source, examples, options)
+    if isinstance(source, torch.nn.Module):
+        if examples is None:
+            raise InputError(f"a {type(source).__name__} needs example inputs to be exported", _HINT_INPUTS)
+        ep = _export(source, examples, options)
+        return ep, _user_input_names(ep)
+    raise InputError(
+        f"cannot convert a {type(source).__name__} with the PyTorch front end",
+        "give an nn.Module, ExportedProgram, ScriptModule or 'package.module:factory'",
+    )
+
+
+def call_factory(spec: str) -> Any:
+    """Import ``package.module:function`` and call it."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise InputError(f"bad model factory {spec!r}", "write it as package.module:function")
+    # Like `python -m`, the current directory is importable (the console script's sys.path lacks it).
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise InputError(f"cannot import model factory {spec!r}: {e}",
+                         "run from the directory that holds the package, or put it on PYTHONPATH") from None
+    try:
+        return factory()
+    except Exception as e:
+        raise InputError(f"model factory {spec!r} failed: {type(e).__name__}: {e}") from None
+
+
+def _export(module: torch.nn.Module, examples: Examples, options: dict[str, Any]) -> Any:
+    """``torch.export.export`` in eval mode (the training flag is restored after)."""
+    training = module.training
+    _set_training(module, False)
+    try:
+        return torch.export.export(
+            module,
+            examples.args,
+            examples.kwargs or None,
+            dynamic_shapes=examples.dynamic_shapes,
+            strict=bool(options.get("strict", False)),
+        )
+    except Exception as e:
+        raise InputError(f"torch.export failed: {_first_line(e)}", "check the input shapes and symbols") from e
+    finally:
+        _set_training(module, training)
+
+
+def _set_training(module: torch.nn.Module, mode: bool) -> None:
+    """``module.train(mode)``, where allowed (an ExportedProgram's module refuses it)."""
+    try:
+        module.train(mode)
+    except NotImplementedError:
+        pass
+
+
+def _load_pt2(source: Any) -> Any:
+    if isinstance(source, torch.export.ExportedProgram):
+        return source
+    path = _existing_file(source, ".pt2 file saved with torch.export.save")
+    try:
+        return torch.export.load(str(path))
+    except Exception as e:
+        raise InputError(f"{path}: not a readable ExportedProgram ({_first_line(e)})", "re-save it with torch.export.save") from None
+
+
+def _load_torchscript(source: Any) -> Any:
+    if isinstance(source, torch.jit.ScriptModule | torch.jit.ScriptFunction):
+        return source
+    path = _existing_file(source, ".pt file saved with torch.jit.save")
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except Exception as e:
+        raise InputError(f"{path}: not a readable TorchScript archive ({_first_line(e)})", "re-save it with torch.jit.save") from None
+
+
+def _from_torchscript(ts: Any, examples: Examples | None, options: dict[str, Any]) -> tuple[Any, list[str]]:
+    """TorchScript -> ExportedProgram; re-exported with ``dynamic_shapes`` if any dim is symbolic."""
+    if examples is None:
+        raise InputError("a TorchScript model has no input signature: example inputs are needed", _HINT_INPUTS)
+    from torch._export.converter import TS2EPConverter
+
+    names = _torchscript_arg_names(ts)
+    try:
+        ep = TS2EPConverter(ts, examples.args, examples.kwargs or None).convert()
+    except Exception as e:
+        raise InputError(f"converting TorchScript to an ExportedProgram failed: {_first_line(e)}") from e
+    if examples.dynamic_shapes is not None:
+        ep = _export(ep.module(), examples, options)
+    return ep, names or _user_input_names(ep)
+
+
+def _torchscript_arg_names(ts: Any) -> list[str]:
+    try:
+        schema = ts.forward.schema if hasattr(ts, "forward") else ts.schema
+    except Exception:
+        return []
+    return [a.name for a in schema.arguments if a.name != "self"]
+
+
+def _existing_file(source: Any, what: str) -> pathlib.Path:
+    path = pathlib.Path(os.fspath(source))
+    if not path.is_file():
+        raise InputError(f"{path}: not a file", f"give the path of a {what}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty", f"give the path of a {what}")
+    return path
+
+
+# ---- after export -------------------------------------------------------------
+
+
+def _decomposition_table() -> dict[Any, Any]:
+    table = torch.export.default_decompositions()
+    for op in KEEP:
+        table.pop(op, None)
+    return table
+
+
+def _user_input_names(ep: Any) -> list[str]:
+    return [spec.arg.name for spec in ep.graph_signature.input_specs if spec.kind.name == "USER_INPUT"]
+
+
+def _symbol_map(ep: Any, input_names: list[str], examples: Examples | None) -> dict[str, str]:
+    """The export's symbols (``s0``) -> the user's names, or ``ir.default_symbol`` names."""
+    given = examples.symbol_names if examples is not None else {}
+    symbols: dict[str, str] = {}
+    user = [n for n, s in zip(_placeholders(ep), ep.graph_signature.input_specs, strict=True) if s.kind.name == "USER_INPUT"]
+    for i, node in enumerate(user):
+        val = node.meta.get("val")
+        name = input_names[i] if i < len(input_names) else node.name
+        for axis, d in enumerate(getattr(val, "shape", ())):
+            if isinstance(d, torch.SymInt) and d.node.expr.is_Symbol:
+                symbol = d.node.expr.name
+                symbols.setdefault(symbol, given.get((i, axis)) or ir.default_symbol(name, axis))
+    return symbols
+
+
+def _placeholders(ep: Any) -> list[Any]:
+    return [n for n in ep.graph.nodes if n.op == "placeholder"]
+
+
+def _output_names(ep: Any) -> list[str]:
+    """``output`` for one output, ``output_<i>`` for several, the keys of a flat dict."""
+    n = sum(1 for s in ep.graph_signature.output_specs if s.kind.name == "USER_OUTPUT")
+    spec = ep.call_spec.out_spec
+    if spec is not None and spec.type is dict and spec.num_leaves == n and all(c.is_leaf() for c in spec.children()):
+        return [str(k) for k in spec.context]
+    return ["output"] if n == 1 else [f"output_{i}" for i in range(n)]
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

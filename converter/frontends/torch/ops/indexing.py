@@ -1,0 +1,76 @@
+"""Indexing: advanced indexing (``index.Tensor``), gather, index_select, embedding, scatter.
+
+``x[..., idx, ...]`` with one index tensor is ``Gather``. Several index tensors
+(``x[i, j]``) are broadcast, stacked on a new last axis and read with
+``GatherND`` after moving the indexed axes to the front; when the indexed axes
+are adjacent, torch puts the result's index dims where they were, so they are
+moved back there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ir
+from converter.frontends.torch.emit import INT64, Emitter, rank
+from converter.frontends.torch.ops import ATEN
+
+
+@ATEN.register("aten::index.Tensor")
+@ATEN.register("aten::_unsafe_index.Tensor")
+def index(e: Emitter, x: ir.Value, indices: list[ir.Value | None]) -> ir.Value:
+    positions = [i for i, idx in enumerate(indices) if idx is not None]
+    if any(indices[p].dtype == ir.DataType.BOOL for p in positions):
+        raise NotImplementedError("boolean mask indexing (data-dependent shape)")
+    if len(positions) == 1:
+        p = positions[0]
+        return e.op("Gather", x, e.cast(indices[p], INT64), axis=p)
+    n = rank(x)
+    others = [a for a in range(n) if a not in positions]
+    if positions != list(range(len(positions))):
+        x = e.op("Transpose", x, perm=positions + others)
+    idx = [e.cast(indices[p], INT64) for p in positions]
+    batch_rank = max(rank(i) for i in idx)
+    shape = idx[0]
+    for i in idx[1:]:
+        shape = e.op("Add", shape, i)  # broadcast shape of all indices (values unused)
+    shape = e.shape_of(shape)
+    stacked = e.op("Concat", *[e.op("Unsqueeze", e.op("Expand", i, shape), e.ints([-1])) for i in idx], axis=-1)
+    out = e.op("GatherND", x, stacked)
+    adjacent = positions == list(range(positions[0], positions[0] + len(positions)))
+    start = positions[0]
+    if adjacent and start > 0:
+        # out is [index dims..., the `others` dims]; torch keeps index dims at `start`.
+        rest = n - len(positions)
+        perm = list(range(batch_rank, batch_rank + start)) + list(range(batch_rank)) + list(range(batch_rank + start, batch_rank + rest))
+        out = e.op("Transpose", out, perm=perm)
+    return out
+
+
+@ATEN.register("aten::index_select")
+def index_select(e: Emitter, x: ir.Value, dim: int, index: ir.Value) -> ir.Value:
+    return e.op("Gather", x, e.cast(index, INT64), axis=dim)
+
+
+@ATEN.register("aten::gather")
+def gather(e: Emitter, x: ir.Value, dim: int, index: ir.Value, sparse_grad: bool = False) -> ir.Value:
+    return e.op("GatherElements", x, e.cast(index, INT64), axis=dim)
+
+
+@ATEN.register("aten::embedding")
+def embedding(e: Emitter, weight: ir.Value, indices: ir.Value, *args: Any) -> ir.Value:
+    return e.op("Gather", weight, e.cast(indices, INT64), axis=0)
+
+
+@ATEN.register("aten::scatter.src")
+@ATEN.register("aten::scatter.value")
+def scatter(e: Emitter, x: ir.Value, dim: int, index: ir.Value, src: Any) -> ir.Value:
+    index = e.cast(index, INT64)
+    if not isinstance(src, ir.Value) or rank(src) == 0:
+        src = e.op("Expand", e.operand(src, x.dtype), e.shape_of(index))
+    return e.op("ScatterElements", x, index, e.cast(src, x.dtype), axis=dim)
+
+
+@ATEN.register("aten::scatter_add")
+def scatter_add(e: Emitter, x: ir.Value, dim: int, index: ir.Value, src: ir.Value) -> ir.Value:
+    return e.op("ScatterElements", x, e.cast(index, INT64), e.cast(src, x.dtype), axis=dim, reduction="add")
