@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
+	# Keras 2 (tf_keras) for the Keras-2 front-end tests. --no-deps: its metadata asks for the
+	# full `tensorflow` wheel, which would be installed over tensorflow-cpu.
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt tf-keras
 	@touch $(STAMP)
 
 test: $(STAMP)
@@ -30,6 +33,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"
 	$(PY) bench/run_all.py
 
 fuzz: $(STAMP)

@@ -53,6 +53,8 @@ def open_runner(obj: Any, fmt: str | None, *, device: str = "cpu", signature: st
         return SavedModelRunner(obj, device, signature)
     if fmt in ("keras", "tf"):
         return TensorFlowRunner(obj, device, safe_mode=not unsafe_load)
+    if fmt == "graphdef":
+        return GraphDefRunner(obj, device)
     raise NotYetSupportedError(f"running {fmt} models for parity is not supported yet", "validate against an ONNX or TorchScript file")
 
 
@@ -214,6 +216,47 @@ class TensorFlowRunner(Runner):
         else:
             out = self.obj(*args)
         return _tf_outputs(out)
+
+
+class GraphDefRunner(Runner):
+    """A frozen GraphDef: Placeholders are the inputs, nodes nobody reads are the outputs."""
+
+    def __init__(self, path: Any, device: str) -> None:
+        tf = _import_tf()
+        from converter.frontends.tensorflow import graphdef
+
+        if device == "cuda":
+            self.note = "TensorFlow runs on CPU here"
+        graph_def = tf.compat.v1.GraphDef()
+        try:
+            graph_def.ParseFromString(pathlib.Path(path).read_bytes())
+        except (OSError, ValueError) as e:
+            raise InputError(f"{path}: not a readable GraphDef ({_first_line(e)})") from None
+        nodes = {n.name: n for n in graph_def.node}
+        self.inputs = [graphdef._placeholder(n) for n in nodes.values() if n.op == "Placeholder"]
+        self.outputs = graphdef._unconsumed(graph_def)
+
+        def imported():
+            tf.compat.v1.import_graph_def(graph_def, name="")
+
+        try:
+            wrapped = tf.compat.v1.wrap_function(imported, [])
+            g = wrapped.graph
+            self.fn = wrapped.prune([g.as_graph_element(f"{i.name}:0") for i in self.inputs],
+                                    [g.as_graph_element(t) for t in self.outputs])
+        except (ValueError, TypeError, KeyError, tf.errors.OpError) as e:
+            raise InputError(f"{path}: TensorFlow cannot import the graph ({_first_line(e)})") from None
+
+    def signature(self) -> Signature:
+        return [(i.name, list(i.shape) if i.shape is not None else [], i.dtype.name if i.dtype else "float32")
+                for i in self.inputs]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        tf = _import_tf()
+        ordered = _match_feeds([i.name for i in self.inputs], feeds)
+        out = self.fn(*[tf.constant(v) for v in ordered.values()])
+        names = [t[:-2] if t.endswith(":0") else t for t in self.outputs]
+        return {n: np.asarray(v) for n, v in zip(names, out, strict=True)}
 
 
 def _import_tf() -> Any:

@@ -127,3 +127,15 @@ def test_localization_names_the_first_divergent_node(monkeypatch, tmp_path, onnx
     repro = onnx.load(result.repro)
     assert [n.op_type for n in repro.graph.node] == ["Softmax"]
     assert (tmp_path / "repro_attn_softmax_inputs.npz").exists()
+
+
+def test_graphdef_and_savedmodel_sources_run_natively(tmp_path):
+    pytest.importorskip("tensorflow")
+    from conftest import FIXTURES
+
+    for name in ("frozen_cnn.pb", "control_flow_savedmodel"):
+        src = FIXTURES / "models" / "tf" / name
+        result = converter.convert(src, tmp_path / f"{name}.onnx")
+        assert result.parity is not None and result.parity.passed, name
+        report = converter.validate(src, tmp_path / f"{name}.onnx", batches=2)
+        assert report.passed and report.batches == 2
