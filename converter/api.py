@@ -41,6 +41,7 @@ class ConversionResult:
     optimize_level: int
     pass_summary: str | None = None
     passes: Any = None
+    backend_info: dict[str, Any] | None = None
     parity: Any = None
     parity_note: str | None = None
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -56,6 +57,9 @@ class ConversionResult:
             f"{self.source} ({self.source_format}) -> {self.destination} ({self.target_format})",
             f"  nodes: {self.nodes_before} -> {self.nodes_after}" + (f"  [{self.pass_summary}]" if self.pass_summary else ""),
         ]
+        if self.backend_info:
+            lines.append("  " + ", ".join(f"{k}: {', '.join(map(str, v)) or 'none' if isinstance(v, list) else v}"
+                                          for k, v in self.backend_info.items()))
         if self.parity is not None:
             lines.append(f"  {self.parity.summary()}")
         elif self.parity_note:
@@ -127,10 +131,10 @@ def save(model: ir.Model, destination: str | os.PathLike, *, format: str | None 
     return destination
 
 
-def _write(backend: Any, model: ir.Model, path: pathlib.Path, fmt: str, options: dict[str, Any]) -> None:
-    """Run a back end; ops it has no kernel for become one error listing them all."""
+def _write(backend: Any, model: ir.Model, path: pathlib.Path, fmt: str, options: dict[str, Any]) -> Any:
+    """Run a back end (returns what it reports); ops without a kernel become one error listing all."""
     try:
-        backend.save(model, path, format=fmt, **options)
+        return backend.save(model, path, format=fmt, **options)
     except NotImplementedError as e:
         missing = getattr(e, "missing", None)
         if not missing:
@@ -256,7 +260,8 @@ def convert(
         if opset is not None:
             backend_options["opset"] = opset
         with progress.stage(f"saving {tgt_fmt}"):
-            _write(backend, model, tmp, tgt_fmt, backend_options)
+            info = _write(backend, model, tmp, tgt_fmt, backend_options)
+        result.backend_info = info if isinstance(info, dict) else None
         seconds["save"] = time.perf_counter() - t
         if check:
             t = time.perf_counter()
@@ -271,9 +276,11 @@ def _check_parity(result: ConversionResult, model: ir.Model, source: Any, src_fm
 
     feeds = _parity_data(inputs)
     try:
+        precision = (result.backend_info or {}).get("quantize", "float32")
         report = parity.validate(source, staged, source_format=src_fmt, converted_format=tgt_fmt,
-                                 inputs=feeds, device=device, unsafe_load=unsafe_load, localize=True, model=model,
-                                 spec_inputs=inputs)
+                                 inputs=feeds, device=device, unsafe_load=unsafe_load,
+                                 localize=precision == "float32", model=model, spec_inputs=inputs,
+                                 min_cosine=_MIN_COSINE.get(precision))
     except NotYetSupportedError as e:
         result.parity_note = f"not checked ({e.message})"
         return
@@ -291,6 +298,10 @@ def _check_parity(result: ConversionResult, model: ir.Model, source: Any, src_fm
             "inspect with `crossgraph validate`, or convert with --no-check to write it anyway",
             report=report,
         )
+
+
+#: How close reduced-precision results must stay to the source (cosine similarity per output).
+_MIN_COSINE = {"fp16": 0.999, "dynamic-int8": 0.99}
 
 
 def _parity_data(inputs: Any) -> Any:

@@ -136,6 +136,8 @@ def convert(
     emit_source: Annotated[str | None, typer.Option("--emit-source", help="TorchScript target: also write the generated Python module here.")] = None,
     signature: Annotated[str | None, typer.Option("--signature", help="SavedModel source: the signature to convert (default serving_default).")] = None,
     output: Annotated[list[str] | None, typer.Option("--output", help="Frozen GraphDef source: an output node name. Repeatable.")] = None,
+    quantize: Annotated[str | None, typer.Option("--quantize", help="TFLite target: weight precision, fp16 or dynamic-int8.")] = None,
+    tflite_allow_tf_ops: Annotated[bool, typer.Option("--tflite-allow-tf-ops", help="TFLite target: allow TF (Flex) ops where no builtin exists.")] = False,
     tensorboard: Annotated[str | None, typer.Option("--tensorboard", help="Write the source and the result as TensorBoard graphs (runs 'source', 'converted') in this log directory.")] = None,
     report: Annotated[str | None, typer.Option("--report", help="Write a self-contained HTML report (parity, pass report) here.")] = None,
     unsafe_load: UnsafeOpt = False,
@@ -151,6 +153,10 @@ def convert(
     options: dict[str, Any] = {}
     if emit_source:
         options["backend_emit_source"] = emit_source
+    if quantize:
+        options["backend_quantize"] = quantize
+    if tflite_allow_tf_ops:
+        options["backend_allow_tf_ops"] = True
     if signature:
         options["signature"] = signature
     if output:

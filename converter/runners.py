@@ -55,6 +55,8 @@ def open_runner(obj: Any, fmt: str | None, *, device: str = "cpu", signature: st
         return TensorFlowRunner(obj, device, safe_mode=not unsafe_load)
     if fmt == "graphdef":
         return GraphDefRunner(obj, device)
+    if fmt == "tflite":
+        return TFLiteRunner(obj, device)
     raise NotYetSupportedError(f"running {fmt} models for parity is not supported yet", "validate against an ONNX or TorchScript file")
 
 
@@ -213,6 +215,12 @@ class TensorFlowRunner(Runner):
         args = [tf.constant(v) for v in feeds.values()]
         if hasattr(self.obj, "layers"):  # a Keras model: one tensor, or a list for several inputs
             out = self.obj(args if len(args) > 1 else args[0], training=False)
+            if isinstance(out, (list, tuple)):
+                from converter.frontends.tensorflow.keras import _output_names
+
+                names = _output_names(self.obj)
+                if names and len(names) == len(out):  # the names the front end gives the outputs
+                    return {n: np.asarray(v) for n, v in zip(names, out, strict=True)}
         else:
             out = self.obj(*args)
         return _tf_outputs(out)
@@ -257,6 +265,42 @@ class GraphDefRunner(Runner):
         out = self.fn(*[tf.constant(v) for v in ordered.values()])
         names = [t[:-2] if t.endswith(":0") else t for t in self.outputs]
         return {n: np.asarray(v) for n, v in zip(names, out, strict=True)}
+
+
+class TFLiteRunner(Runner):
+    """LiteRT (``ai-edge-litert``) through the model's ``serving_default`` signature runner."""
+
+    def __init__(self, path: Any, device: str) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise InputError("running .tflite models needs LiteRT", "pip install ai-edge-litert") from None
+        if device == "cuda":
+            self.note = "LiteRT runs on CPU"
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=1)
+            signatures = self.interpreter.get_signature_list()
+        except Exception as e:
+            raise InputError(f"{path}: LiteRT cannot load it ({_first_line(e)})") from None
+        if not signatures:
+            raise InputError(f"{path}: the .tflite model has no signature", "convert it with crossgraph or tf.lite")
+        key = "serving_default" if "serving_default" in signatures else next(iter(signatures))
+        self.names = signatures[key]["inputs"]
+        self.runner = self.interpreter.get_signature_runner(key)
+
+    def signature(self) -> Signature:
+        details = self.runner.get_input_details()
+        sig: Signature = []
+        for name in self.names:
+            d = details[name]
+            dims = [int(x) if x >= 0 else None for x in d.get("shape_signature", d["shape"])]
+            sig.append((name, dims, np.dtype(d["dtype"]).name))
+        return sig
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        ordered = _match_feeds(self.names, feeds)
+        out = self.runner(**{k: np.ascontiguousarray(v) for k, v in ordered.items()})
+        return {k: np.asarray(v) for k, v in out.items()}
 
 
 def _import_tf() -> Any:

@@ -1,0 +1,47 @@
+"""TensorFlow kernels for ONNX ops, one small function per op (and per version where semantics changed).
+
+Every kernel is written in ``tf.*`` ops only and works both eagerly and inside a
+``tf.function`` whose input signature has ``None`` dims: dynamic sizes come from
+``tf.shape``, and values that must be known while tracing (axes, pads) are read
+with ``tf.get_static_value`` and refused with a clear error when they are not.
+
+Calling convention (the same as the torch kernels'):
+
+- ONNX inputs are positional, ``None`` for an omitted optional input; a variadic
+  input (``Concat``, ``Sum``, ``Loop``'s carried values) is one list argument.
+- ONNX attributes are keyword arguments named as in the spec with the spec's
+  defaults; tensor attributes arrive as tensors, graph attributes as callables
+  (see ``kernels.tf.control``). Kernels with a ``num_outputs`` parameter are told
+  how many outputs the node uses.
+- A kernel returns a tensor, or a tuple / list of tensors in ONNX output order.
+
+Convolutions and pools run channels-last inside (TensorFlow's CPU kernels are
+NHWC only); ``kernels.tf.nn`` also exposes the channels-last cores that the
+SavedModel back end calls on values it already holds channels-last.
+
+Importing this package imports TensorFlow and registers every family in :data:`TF`.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from kernels.registry import KernelTable  # noqa: E402
+
+TF = KernelTable("tf")
+
+# Families register into TF on import.
+from kernels.tf import (  # noqa: E402,F401
+    activation,
+    control,
+    elementwise,
+    linalg,
+    nn,
+    normalization,
+    reduce,
+    resize,
+    shape,
+    tensor,
+)
+
+__all__ = ["TF"]

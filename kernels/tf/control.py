@@ -1,0 +1,118 @@
+"""Control flow: If -> ``tf.cond``, Loop and Scan -> ``tf.while_loop``.
+
+A graph attribute reaches these kernels as a :class:`Body`-like callable (built
+by the walker in ``kernels.tf.run``): ``body(*args) -> list[tf.Tensor]``, with
+``output_dtypes`` (TensorFlow dtypes of its outputs, ``None`` where unknown).
+Eagerly, ``tf.cond`` and ``tf.while_loop`` run as Python control flow; inside a
+``tf.function`` they become graph control flow, so trip counts and conditions
+stay dynamic in a SavedModel.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from kernels.tf import TF
+from kernels.tf._util import static
+
+
+def _scalar_bool(t) -> tf.Tensor:
+    return tf.reshape(tf.cast(t, tf.bool), [])
+
+
+def _invariant(t) -> tf.TensorShape:
+    """Loop-carried values may change size (not rank) from one iteration to the next."""
+    if isinstance(t, tf.TensorArray):
+        return tf.TensorShape(None)
+    r = t.shape.rank
+    return tf.TensorShape(None if r is None else [None] * r)
+
+
+def _arrays(body, args: list, k: int) -> list[tf.TensorArray]:
+    """One growing TensorArray per scan output of ``body``."""
+    dtypes = list(body.output_dtypes[-k:]) if k else []
+    if any(d is None for d in dtypes):  # the IR does not say: trace the body once to learn them
+        probe = tf.function(lambda: body(*args)).get_concrete_function()
+        dtypes = [t.dtype for t in tf.nest.flatten(probe.structured_outputs)[-k:]]
+    return [tf.TensorArray(d, size=0, dynamic_size=True) for d in dtypes]
+
+
+@TF.register("If", since=1)
+def if_(cond, then_branch, else_branch):
+    known = static(cond)
+    if known is not None:  # decided while tracing (and always, eagerly)
+        return then_branch() if bool(known.reshape(-1)[0]) else else_branch()
+    return tf.cond(_scalar_bool(cond), then_branch, else_branch)
+
+
+@TF.register("Loop", since=1)
+def loop(max_trip, cond, initial, body, num_outputs: int = 0):
+    n = len(initial)
+    k = num_outputs - n
+    trip = tf.reshape(tf.cast(max_trip, tf.int64), []) if max_trip is not None else None
+    keep = _scalar_bool(cond) if cond is not None else tf.constant(True)
+
+    def go_on(i, c, *_):
+        return c if trip is None else tf.logical_and(c, i < trip)
+
+    def step(i, c, *state):
+        carried, arrays = state[:n], state[n:]
+        outs = body(i, c, *carried)
+        new = [tf.cast(o, v.dtype) for o, v in zip(outs[1:1 + n], carried, strict=True)]
+        arrays = [a.write(tf.cast(i, tf.int32), o) for a, o in zip(arrays, outs[1 + n:], strict=True)]
+        return (i + 1, _scalar_bool(outs[0]), *new, *arrays)
+
+    carried = [tf.convert_to_tensor(v) for v in initial]
+    i0 = tf.constant(0, tf.int64)
+    start = (i0, keep, *carried, *_arrays(body, [i0, keep, *carried], k))
+    result = tf.while_loop(go_on, step, start, shape_invariants=tuple(_invariant(v) for v in start))
+    carried, arrays = list(result[2:2 + n]), result[2 + n:]
+    return carried + [a.stack() for a in arrays]
+
+
+def _move_axis(x: tf.Tensor, source: int, dest: int) -> tf.Tensor:
+    if source == dest:
+        return x
+    r = x.shape.rank
+    if r is None:
+        raise ValueError("a scan value of unknown rank cannot move its axis")
+    source, dest = source % r, dest % r
+    if source == dest:
+        return x
+    perm = [i for i in range(r) if i != source]
+    perm.insert(dest, source)
+    return tf.transpose(x, perm)
+
+
+@TF.register("Scan", since=9)
+def scan(inputs, body, num_scan_inputs: int, scan_input_axes=None, scan_input_directions=None,
+         scan_output_axes=None, scan_output_directions=None, num_outputs: int = 0):
+    m = num_scan_inputs
+    n = len(inputs) - m
+    states = [tf.convert_to_tensor(s) for s in inputs[:n]]
+    seqs = list(inputs[n:])
+    in_axes = list(scan_input_axes or [0] * m)
+    in_dirs = list(scan_input_directions or [0] * m)
+    seqs = [_move_axis(s, a, 0) for s, a in zip(seqs, in_axes, strict=True)]
+    seqs = [tf.reverse(s, [0]) if d else s for s, d in zip(seqs, in_dirs, strict=True)]
+    k = num_outputs - n
+    steps = tf.shape(seqs[0])[0]
+
+    def step(t, *state):
+        carried, arrays = state[:n], state[n:]
+        outs = body(*carried, *[s[t] for s in seqs])
+        new = [tf.cast(o, v.dtype) for o, v in zip(outs[:n], carried, strict=True)]
+        arrays = [a.write(t, o) for a, o in zip(arrays, outs[n:], strict=True)]
+        return (t + 1, *new, *arrays)
+
+    start = (tf.constant(0), *states, *_arrays(body, [*states, *[s[0] for s in seqs]], k))
+    result = tf.while_loop(lambda t, *_: t < steps, step, start, shape_invariants=tuple(_invariant(v) for v in start))
+    out_axes = list(scan_output_axes or [0] * k)
+    out_dirs = list(scan_output_directions or [0] * k)
+    outputs = []
+    for a, axis, d in zip(result[1 + n:], out_axes, out_dirs, strict=True):
+        stacked = a.stack()
+        if d:
+            stacked = tf.reverse(stacked, [0])
+        outputs.append(_move_axis(stacked, 0, axis))
+    return list(result[1:1 + n]) + outputs

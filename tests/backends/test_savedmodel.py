@@ -1,0 +1,207 @@
+"""The SavedModel back end against onnxruntime, loaded where crossgraph is not importable.
+
+Each model (the ONNX fixtures and a chain of four convolutions) is saved as a
+SavedModel; one subprocess with a clean environment (no PYTHONPATH, a cwd
+outside the repository) loads every directory with ``tf.saved_model.load``,
+runs ``serving_default`` at two batch sizes and returns the outputs and the
+signature's names, which are compared with onnxruntime's outputs on the same
+inputs. ``saved_model_cli show --all`` must also read a directory, and a chain
+of convolutions must not pay a transpose pair per layer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+import ir  # noqa: E402
+from converter.backends import savedmodel  # noqa: E402
+
+FIXTURES = ["cnn", "mlp", "attention", "control_flow"]
+BATCHES = (1, 3)
+
+_LOADER = textwrap.dedent("""
+    import json, os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import numpy as np, tensorflow as tf
+    try:
+        import crossgraph, converter  # noqa: F401
+        raise SystemExit("crossgraph is importable in the clean process")
+    except ImportError:
+        pass
+    root = sys.argv[1]
+    report = {}
+    for name in json.loads(open(os.path.join(root, "models.json")).read()):
+        fn = tf.saved_model.load(os.path.join(root, name)).signatures["serving_default"]
+        _, specs = fn.structured_input_signature
+        report[name] = {"inputs": sorted(specs), "outputs": sorted(fn.structured_outputs)}
+        for batch in (1, 3):
+            feeds = np.load(os.path.join(root, f"{name}_in_{batch}.npz"))
+            out = fn(**{k: tf.constant(feeds[k]) for k in feeds.files})
+            np.savez(os.path.join(root, f"{name}_out_{batch}.npz"), **{k: v.numpy() for k, v in out.items()})
+    print(json.dumps(report))
+""")
+
+
+def _conv_chain() -> ir.Model:
+    """x -> Conv -> Relu -> Conv(group 2) -> BatchNorm -> Add(residual) -> Conv(stride 2) -> Relu -> Conv(depthwise) -> y."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def w(name, *shape):
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.3, name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], group=2),
+        helper.make_node("BatchNormalization", ["c2", "s", "bb", "m", "v"], ["n2"]),
+        helper.make_node("Add", ["n2", "r1"], ["a2"]),
+        helper.make_node("Conv", ["a2", "w3", "b3"], ["c3"], kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"),
+        helper.make_node("Relu", ["c3"], ["r3"]),
+        helper.make_node("Conv", ["r3", "w4"], ["y"], pads=[1, 1, 1, 1], group=8, dilations=[1, 1]),
+    ]
+    inits = [w("w1", 8, 3, 3, 3), w("b1", 8), w("w2", 8, 4, 3, 3), w("w3", 8, 8, 3, 3), w("b3", 8), w("w4", 8, 1, 3, 3),
+             w("s", 8), w("bb", 8), w("m", 8), numpy_helper.from_array(rng.uniform(0.5, 1.5, 8).astype(np.float32), "v")]
+    graph = helper.make_graph(
+        nodes, "conv_chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8, 8, 8])],
+        inits,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+    onnx.checker.check_model(proto)
+    return ir.from_proto(proto)
+
+
+def _models(onnx_fixtures: pathlib.Path) -> dict[str, ir.Model]:
+    models = {name: ir.load(onnx_fixtures / f"{name}.onnx") for name in FIXTURES}
+    models["conv_chain"] = _conv_chain()
+    return models
+
+
+def _feeds(model: ir.Model, batch: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for v in model.graph.inputs:
+        shape = [batch if not isinstance(d, int) else d for d in v.shape]
+        if v.dtype == ir.DataType.INT64:
+            feeds[v.name] = np.asarray(rng.integers(1, 4), np.int64).reshape(shape)
+        else:
+            feeds[v.name] = rng.standard_normal(shape).astype(v.dtype.numpy())
+    return feeds
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, onnx_fixtures):
+    """Every model saved, inputs written, and the clean subprocess's report and outputs."""
+    root = tmp_path_factory.mktemp("savedmodels")
+    models = _models(onnx_fixtures)
+    manifests = {}
+    for name, model in models.items():
+        savedmodel.save(model, root / name)
+        manifests[name] = json.loads((root / name / "assets.extra" / "crossgraph.json").read_text())
+        for batch in BATCHES:
+            np.savez(root / f"{name}_in_{batch}.npz", **_feeds(model, batch, seed=batch))
+    (root / "models.json").write_text(json.dumps(list(models)))
+    (root / "load.py").write_text(_LOADER)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    proc = subprocess.run([sys.executable, "-I", str(root / "load.py"), str(root)], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    return root, models, manifests, report
+
+
+@pytest.mark.parametrize("name", [*FIXTURES, "conv_chain"])
+@pytest.mark.parametrize("batch", BATCHES)
+def test_outputs_match_onnxruntime_in_a_process_without_crossgraph(saved, name: str, batch: int) -> None:
+    import onnxruntime as ort
+
+    root, models, _, _ = saved
+    model = models[name]
+    session = ort.InferenceSession(ir.to_proto(model).SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = dict(np.load(root / f"{name}_in_{batch}.npz"))
+    expected = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds), strict=True))
+    got = dict(np.load(root / f"{name}_out_{batch}.npz"))
+    assert sorted(got) == sorted(expected)
+    for key, exp in expected.items():
+        assert got[key].shape == exp.shape, key
+        np.testing.assert_allclose(got[key], exp, rtol=1e-4, atol=1e-5, err_msg=f"{name}:{key} batch {batch}")
+
+
+@pytest.mark.parametrize("name", [*FIXTURES, "conv_chain"])
+def test_serving_signature_uses_the_model_names(saved, name: str) -> None:
+    _, models, manifests, report = saved
+    model = models[name]
+    assert report[name]["inputs"] == sorted(v.name for v in model.graph.inputs)
+    assert report[name]["outputs"] == sorted(v.name for v in model.graph.outputs)
+    assert [e["name"] for e in manifests[name]["inputs"]] == [v.name for v in model.graph.inputs]
+    symbols = [d for e in manifests[name]["inputs"] for d in e["shape"] if isinstance(d, str)]
+    assert "batch" in symbols
+
+
+def test_transposes_in_the_traced_graph(saved) -> None:
+    """A chain of NCHW convolutions transposes once in and once out; without layout tracking, per layer."""
+    _, models, manifests, _ = saved
+    counts = {name: m["transposes"] for name, m in manifests.items()}
+    print("Transpose ops per model:", counts)
+    assert counts["conv_chain"] <= 2
+    assert counts["cnn"] <= 2
+    naive = savedmodel.build(models["conv_chain"], channels_last=False).transpose_count()
+    print("conv_chain without layout tracking:", naive)
+    assert naive >= 8  # at least one pair per convolution
+
+
+def test_conv_weights_are_variables_stored_pre_transposed(saved) -> None:
+    _, models, _, _ = saved
+    built = savedmodel.build(models["conv_chain"])
+    shapes = {v.name.split(":")[0]: tuple(v.shape) for v in built.module.weights}
+    assert shapes["w1"] == (3, 3, 3, 8)  # [kh, kw, C, M], TensorFlow's filter layout
+    assert "w1" in shapes and len([n for n in shapes if n.startswith("w1")]) == 1
+
+
+def test_saved_model_cli_reads_the_directory(saved) -> None:
+    root, _, _, _ = saved
+    cli = pathlib.Path(sys.executable).with_name("saved_model_cli")
+    if not cli.exists():
+        pytest.skip("saved_model_cli is not installed beside this python")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    proc = subprocess.run([str(cli), "show", "--dir", str(root / "cnn"), "--all"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "serving_default" in proc.stdout
+    assert "inputs['x']" in proc.stdout and "outputs['logits']" in proc.stdout
+
+
+def test_names_are_sanitized_and_unique() -> None:
+    assert savedmodel.sanitize_names(["input:0", "input/0", "0x", "ok"]) == {
+        "input:0": "input_0", "input/0": "input_0_1", "0x": "t_0x", "ok": "ok"}
+
+
+def test_missing_kernels_are_listed_together(tmp_path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from kernels.executor import MissingKernelsError
+
+    graph = helper.make_graph(
+        [helper.make_node("HannWindow", ["n"], ["w"]), helper.make_node("BlackmanWindow", ["n"], ["y"])], "g",
+        [helper.make_tensor_value_info("n", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])])
+    model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]))
+    onnx.checker.check_model(ir.to_proto(model))
+    with pytest.raises(MissingKernelsError) as info:
+        savedmodel.save(model, tmp_path / "m")
+    assert {op for op, _ in info.value.missing} == {"HannWindow", "BlackmanWindow"}
