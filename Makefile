@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.crossgraph-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo lint bench fuzz fixtures clean
+.PHONY: install test test-fast demo lint bench bench-large fuzz fixtures clean
 
 install: $(STAMP)
 
@@ -35,6 +35,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"
 	$(PY) bench/run_all.py
+
+bench-large: $(STAMP)
+	$(PY) bench/large.py $(if $(GIB),--gib $(GIB),)
 
 fuzz: $(STAMP)
 	$(PY) bench/fuzz_loaders.py $(or $(CASES),500)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 import traceback
@@ -45,8 +46,9 @@ UnsafeOpt = Annotated[
     typer.Option(
         "--unsafe-load",
         help="Load files that run embedded code: Keras Lambda layers, TF PyFunc/file/network ops, "
-        "TorchScript calls that reach files. Refused by default. Note: loading any TorchScript "
-        "file runs its TorchScript code.",
+        "TorchScript calls that reach files, .pt2 pickles that need more than tensors (read with "
+        "weights_only=True otherwise) and .pt2 AOTInductor native code. Refused by default. Note: "
+        "loading any TorchScript file runs its TorchScript code.",
     ),
 ]
 
@@ -64,6 +66,9 @@ def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             warnings.filterwarnings("ignore", category=FutureWarning)
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|tensorflow|keras|tf2onnx|onnxscript)")
+            # onnx_ir logs a warning for a malformed graph before the front end refuses it; without
+            # a handler logging prints it on stderr, a second line beside our one-line error.
+            logging.getLogger("onnx_ir").setLevel(logging.ERROR)
         try:
             return fn(*args, **kwargs)
         except typer.Exit:

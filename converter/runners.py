@@ -48,7 +48,7 @@ def open_runner(obj: Any, fmt: str | None, *, device: str = "cpu", signature: st
     if fmt == "torchscript":
         return TorchScriptRunner(obj, device)
     if fmt in ("torch", "exported_program"):
-        return TorchRunner(obj, device)
+        return TorchRunner(obj, device, unsafe_load=unsafe_load)
     if fmt == "savedmodel":
         return SavedModelRunner(obj, device, signature)
     if fmt in ("keras", "tf"):
@@ -127,7 +127,7 @@ class TorchScriptRunner(Runner):
 class TorchRunner(Runner):
     """A live nn.Module / ExportedProgram / ScriptModule, or a ``.pt2`` file."""
 
-    def __init__(self, obj: Any, device: str) -> None:
+    def __init__(self, obj: Any, device: str, *, unsafe_load: bool = False) -> None:
         import torch
 
         self.device = device
@@ -138,7 +138,9 @@ class TorchRunner(Runner):
         elif isinstance(obj, (str, os.PathLike)):
             if not pathlib.Path(obj).is_file():
                 raise InputError(f"{obj}: no such file")
-            obj = torch.export.load(str(obj))
+            from converter.frontends.torch.export import load_pt2
+
+            obj = load_pt2(obj, unsafe_load=unsafe_load)  # torch.export.load unpickles with weights_only=False
         if isinstance(obj, torch.export.ExportedProgram):
             obj = obj.module()
         self.module = obj.to(device) if hasattr(obj, "to") else obj

@@ -4,6 +4,12 @@ The back end writes into a fresh temporary directory beside the destination (sam
 file system, so the final move is a rename). On success every staged entry is
 moved into place; on any failure the temporary directory is removed and an
 existing destination is left untouched. Nothing is ever written to the source.
+
+Two conversions may write the same destination at once (threads or processes):
+their staged writes never meet (each has its own temporary directory) and their
+commits are serialized by an exclusive lock on a hidden lock file beside the
+destination, so a model file and its external data always come from the same
+writer: the last one to commit wins, whole.
 """
 
 from __future__ import annotations
@@ -63,12 +69,51 @@ def staged(destination: pathlib.Path) -> Iterator[pathlib.Path]:
     try:
         try:
             yield tmpdir / destination.name
-            _commit(tmpdir, destination.parent)
+            with _commit_lock(destination):
+                _commit(tmpdir, destination.parent)
         except OSError as e:
             raise InputError(f"{destination}: writing failed ({e.strerror or e})",
                              "check free space and permissions; nothing was replaced") from None
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _commit_lock(destination: pathlib.Path) -> Iterator[None]:
+    """Hold an exclusive lock for committing ``destination`` (``flock`` on a hidden lock file).
+
+    The lock file is removed by its holder before unlocking; a waiter that then
+    wakes holding a lock on the removed file notices (its inode is no longer the
+    path's) and locks again, so every commit holds the one live lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: commits are not serialized
+        yield
+        return
+    lock = destination.with_name(f".{destination.name}.crossgraph-lock")
+    while True:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _inode(lock) == os.fstat(fd).st_ino:
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield
+    finally:
+        os.unlink(lock)
+        os.close(fd)  # releases the lock
+
+
+def _inode(path: pathlib.Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
 
 
 def _commit(tmpdir: pathlib.Path, parent: pathlib.Path) -> None:

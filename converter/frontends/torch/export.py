@@ -3,7 +3,7 @@
 | source | route |
 |---|---|
 | ``nn.Module`` + inputs, ``"pkg.module:factory"`` | ``torch.export.export`` (non-strict by default) |
-| ``ExportedProgram``, ``.pt2`` | as is / ``torch.export.load`` |
+| ``ExportedProgram``, ``.pt2`` | as is / :func:`load_pt2` (weights-only unpickling) |
 | ``ScriptModule``, ``.pt``/``.pth`` | ``TS2EPConverter``, re-exported when dims are dynamic |
 
 Input specs (``InputSpec(name, shape, dtype)``) give example tensors and
@@ -18,6 +18,7 @@ import dataclasses
 import importlib
 import os
 import pathlib
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -87,15 +88,18 @@ def exported_program(source: Any, *, format: str, inputs: Any = None, **options:
         format: ``"torch"``, ``"exported_program"`` or ``"torchscript"``.
         inputs: example inputs or input specs.
         options: ``strict`` (bool, default False) for ``torch.export``;
-            ``dynamic_shapes`` passed through when example tensors are given.
+            ``dynamic_shapes`` passed through when example tensors are given;
+            ``unsafe_load`` (default False) loads ``.pt2`` files with
+            ``torch.export.load``, whose unpickling can run code (see :func:`load_pt2`).
 
     Raises:
         InputError: the source is missing or unreadable, inputs are needed but
             absent, or the export fails.
+        UnsafeModelError: a ``.pt2`` needs code to load and ``unsafe_load`` is off.
     """
     examples = make_examples(inputs, options.get("dynamic_shapes"))
     if format == "exported_program":
-        ep = _load_pt2(source)
+        ep = _load_pt2(source, bool(options.get("unsafe_load")))
         input_names = _user_input_names(ep)
     elif format == "torchscript":
         ep, input_names = _from_torchscript(_load_torchscript(source), examples, options)
@@ -239,14 +243,121 @@ def _set_training(module: torch.nn.Module, mode: bool) -> None:
         pass
 
 
-def _load_pt2(source: Any) -> Any:
+def _load_pt2(source: Any, unsafe_load: bool = False) -> Any:
     if isinstance(source, torch.export.ExportedProgram):
         return source
+    return load_pt2(source, unsafe_load=unsafe_load)
+
+
+def load_pt2(source: Any, *, unsafe_load: bool = False) -> Any:
+    """Load a ``.pt2`` file (``torch.export.save``) without running code embedded in it.
+
+    ``torch.export.load`` unpickles the archive's sample inputs, pickled weights
+    and constants with ``weights_only=False`` (the sample inputs after a failed
+    ``weights_only=True`` attempt), unpickles "opaque" constants with plain
+    ``pickle.loads`` and loads AOTInductor shared libraries: any of them can run
+    arbitrary code. This loader reads the same archive with ``weights_only=True``
+    for every pickle, refuses custom-object constants and compiled native code,
+    and hands the results to torch's own deserializer. Plain weights are read as
+    raw bytes, never unpickled.
+
+    Args:
+        source: the ``.pt2`` path.
+        unsafe_load: use ``torch.export.load`` as is (the file is trusted).
+
+    Raises:
+        UnsafeModelError: a pickle needs globals outside torch's weights-only
+            allowlist, or the archive holds native code or custom objects; names
+            the file, the member and what it would run.
+        InputError: the file is missing, empty, truncated or not a ``.pt2`` archive.
+    """
+    from converter.safety import UnsafeModelError
+
     path = _existing_file(source, ".pt2 file saved with torch.export.save")
     try:
-        return torch.export.load(str(path))
+        if unsafe_load:
+            return torch.export.load(str(path))
+        return _load_pt2_weights_only(path)
+    except InputError:
+        raise
     except Exception as e:
+        if isinstance(e, UnsafeModelError):
+            raise
         raise InputError(f"{path}: not a readable ExportedProgram ({_first_line(e)})", "re-save it with torch.export.save") from None
+
+
+def _load_pt2_weights_only(path: pathlib.Path) -> Any:
+    """``torch.export.load`` for model ``model`` of a current-format archive, every pickle weights-only."""
+    from torch._export.serde import schema
+    from torch._export.serde.serialize import ExportedProgramDeserializer, _bytes_to_dataclass
+    from torch.export.pt2_archive import _package as pt2
+    from torch.export.pt2_archive import constants as names
+
+    with pt2.PT2ArchiveReader(str(path)) as reader:
+        members = reader.get_file_names()
+        native = [m for m in members if m.startswith((names.AOTINDUCTOR_DIR, names.EXECUTORCH_DIR, names.MTIA_DIR))]
+        if native:
+            _refuse_pt2(path, native[0], "compiled native code (AOTInductor/ExecuTorch), loaded as a shared library")
+        if names.ARCHIVE_VERSION_PATH not in members or reader.read_string(names.ARCHIVE_VERSION_PATH) != names.ARCHIVE_VERSION_VALUE:
+            raise InputError(f"{path}: not a current torch.export archive (no or another archive version)",
+                             "re-save it with torch.export.save from this torch version")
+        model_file = names.MODELS_FILENAME_FORMAT.format("model")
+        if model_file not in members:
+            raise InputError(f"{path}: the archive holds no program named 'model'", "re-save it with torch.export.save")
+        program = _bytes_to_dataclass(schema.ExportedProgram, reader.read_bytes(model_file))
+        samples_file = names.SAMPLE_INPUTS_FILENAME_FORMAT.format("model")
+        samples = reader.read_bytes(samples_file) if samples_file in members else b""
+        state_dict = _pt2_payloads(path, reader, members, names.WEIGHTS_DIR, names.WEIGHTS_CONFIG_FILENAME_FORMAT)
+        constants = _pt2_payloads(path, reader, members, names.CONSTANTS_DIR, names.CONSTANTS_CONFIG_FILENAME_FORMAT)
+        examples = _weights_only(path, samples_file, samples) if samples else None
+    return ExportedProgramDeserializer().deserialize(program, state_dict, constants, examples)
+
+
+def _pt2_payloads(path: pathlib.Path, reader: Any, members: list[str], directory: str, config_format: str) -> dict[str, Any]:
+    """The weights or constants of a ``.pt2``: raw tensors as stored, pickled ones weights-only."""
+    from torch.export.pt2_archive import _package as pt2
+    from torch.export.pt2_archive import constants as names
+
+    config_file = config_format.format("model")
+    if config_file not in members:
+        legacy = f"{directory}model.pt"
+        if legacy in members:  # torch <= 2.7 stored one pickled dict
+            return _weights_only(path, legacy, reader.read_bytes(legacy))
+        raise InputError(f"{path}: {config_file} is missing from the archive", "re-save it with torch.export.save")
+    config = pt2._load_payload_config(reader, config_file)
+    raw = pt2._build_file_map(reader, config, directory)  # skips pickled payloads: reads bytes only
+    out: dict[str, Any] = {}
+    for fqn, meta in config.config.items():
+        member = os.path.join(directory, meta.path_name)
+        if meta.path_name.startswith((names.CUSTOM_OBJ_FILENAME_PREFIX, names.OPAQUE_OBJ_FILENAME_PREFIX)):
+            _refuse_pt2(path, member, f"a pickled Python/TorchScript object for constant {fqn!r}")
+        if meta.use_pickle:
+            out[fqn] = _weights_only(path, member, reader.read_bytes(member))
+            continue
+        tensor = torch.as_strided(raw[meta.path_name], pt2.deserialize_size(meta.tensor_meta.sizes),
+                                  pt2.deserialize_stride(meta.tensor_meta.strides),
+                                  pt2.deserialize_storage_offset(meta.tensor_meta.storage_offset))
+        out[fqn] = torch.nn.Parameter(tensor, requires_grad=meta.tensor_meta.requires_grad) if meta.is_param else tensor
+    return out
+
+
+def _weights_only(path: pathlib.Path, member: str, data: bytes) -> Any:
+    """``torch.load(..., weights_only=True)`` of one archive member; a disallowed global is a refusal."""
+    import io
+    import pickle
+
+    try:
+        return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL (\S+)", str(e))
+        what = f"a pickle that calls {found.group(1)}" if found else f"a pickle torch's weights-only loader refuses ({_first_line(e)})"
+        _refuse_pt2(path, member, what)
+
+
+def _refuse_pt2(path: pathlib.Path, member: str, what: str) -> None:
+    from converter.safety import UNSAFE_FLAG, UnsafeModelError
+
+    raise UnsafeModelError(f"{path}: refusing to load: {member} is {what}", f"if you trust this file, pass {UNSAFE_FLAG}")
 
 
 def _load_torchscript(source: Any) -> Any:
