@@ -108,6 +108,19 @@ def _variadic_start(op: str, opset: int) -> int | None:
 
 
 @functools.cache
+def _variadic_output(op: str, opset: int) -> bool:
+    """True when the op's (last) output is variadic: a kernel's list is then several outputs."""
+    import onnx.defs
+
+    try:
+        schema = onnx.defs.get_schema(op, opset, "")
+    except onnx.defs.SchemaError:
+        return False
+    formal = schema.outputs
+    return bool(formal) and formal[-1].option == onnx.defs.OpSchema.FormalParameterOption.Variadic
+
+
+@functools.cache
 def _parameters(fn: Callable[..., Any]) -> frozenset[str]:
     return frozenset(inspect.signature(fn).parameters)
 
@@ -151,7 +164,15 @@ class Executor:
     # --- values ------------------------------------------------------------------
 
     def to_tensor(self, array: Any) -> Any:
-        """An array-like (numpy, scalar, tensor, ir.Tensor) as a tensor on the device."""
+        """An array-like (numpy, scalar, tensor, ir.Tensor) as a tensor on the device.
+
+        A list (an ONNX sequence) becomes a list of tensors and ``None`` (an
+        empty optional) stays ``None``.
+        """
+        if isinstance(array, list):
+            return [self.to_tensor(a) for a in array]
+        if array is None:
+            return None
         return as_tensor(array, self.device)
 
     def _initializers(self, graph: ir.Graph, env: dict[ir.Value, Any]) -> None:
@@ -224,7 +245,9 @@ class Executor:
         result = fn(*kernel_arguments(node.op_type, self.opset, args), **kwargs)
         if node.op_type == "Constant":  # built on the CPU from scalar attributes
             result = result.to(self.device)
-        return list(result) if isinstance(result, (tuple, list)) else [result]
+        if isinstance(result, tuple) or (isinstance(result, list) and _variadic_output(node.op_type, self.opset)):
+            return list(result)
+        return [result]  # one tensor, or one sequence (a list) or empty optional (None)
 
 
 # --- control flow ----------------------------------------------------------------
@@ -318,13 +341,20 @@ def as_tensor(array: Any, device: Any = "cpu") -> Any:
         return torch.from_numpy(arr.astype(np.float32)).to(device, torch.bfloat16)
     if arr.dtype.kind in "OSUV" or arr.dtype.name.startswith("float8") or "int4" in arr.dtype.name:
         raise TypeError(f"dtype {arr.dtype} (strings, float8, int4) is not supported by the torch kernels")
-    return torch.from_numpy(np.ascontiguousarray(arr).copy()).to(device)
+    return torch.from_numpy(np.array(arr, order="C", copy=True)).to(device)  # keeps 0-d arrays 0-d
 
 
-def to_numpy(tensor: Any) -> np.ndarray:
-    """A torch tensor as a numpy array on the host (bfloat16 widens to float32)."""
+def to_numpy(tensor: Any) -> Any:
+    """A torch tensor as a numpy array on the host (bfloat16 widens to float32).
+
+    A sequence (list of tensors) becomes a list of arrays; ``None`` stays ``None``.
+    """
     import torch
 
+    if isinstance(tensor, list):
+        return [to_numpy(t) for t in tensor]
+    if tensor is None:
+        return None
     t = tensor.detach().cpu()
     if t.dtype == torch.bfloat16:
         t = t.to(torch.float32)

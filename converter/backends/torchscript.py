@@ -22,6 +22,7 @@ import importlib.util
 import inspect
 import keyword
 import math
+import os
 import pathlib
 import re
 import sys
@@ -32,6 +33,8 @@ from typing import Any
 import ir
 
 _CLASS = "CrossgraphModule"
+#: Generated inline (not kernel calls), so that they serve optional tensors and sequences.
+_OPTIONAL_OPS = ("Optional", "OptionalHasElement", "OptionalGetElement")
 _INT64_MAX = 9223372036854775807
 
 
@@ -46,6 +49,19 @@ def _literal(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_literal(v) for v in value) + "]"
     return repr(value)
+
+
+def _annotation(value: ir.Value) -> str:
+    """The TorchScript type of a value: sequences are lists, optionals ``Optional``."""
+
+    def of(type_: Any) -> str:
+        if isinstance(type_, ir.SequenceType):
+            return f"list[{of(type_.elem_type)}]"
+        if isinstance(type_, ir.OptionalType):
+            return f"Optional[{of(type_.elem_type)}]"
+        return "Tensor"
+
+    return of(value.type)
 
 
 class _Writer:
@@ -99,7 +115,7 @@ class _Writer:
 
     def emit_graph(self, graph: ir.Graph, indent: int) -> None:
         for value in graph.initializers.values():
-            self.emit(indent, f"{self.var(value)} = {self.buffer(value.name, self.executor.to_tensor(value.const_value))}")
+            self.emit(indent, f"{self.var(value)} = {self.buffer(value.name, weight_tensor(value.const_value))}")
         for node in graph:
             where = ir.source_name(node) or ""
             self.emit(indent, f"# {node.op_type} {node.name or ''}" + (f"  (source: {where})" if where != (node.name or "") else ""))
@@ -108,7 +124,11 @@ class _Writer:
             elif node.op_type == "Loop":
                 self._emit_loop(node, indent)
             elif node.op_type == "Scan":
-                raise NotImplementedError("the TorchScript back end does not generate Scan yet")
+                self._emit_scan(node, indent)
+            elif node.op_type == "Identity" and _annotation(node.inputs[0]) != "Tensor":
+                self.emit(indent, f"{self.var(node.outputs[0])} = {self.var(node.inputs[0])}  # a sequence or optional")
+            elif node.op_type in _OPTIONAL_OPS:
+                self._emit_optional(node, indent)
             elif node.op_type == "Constant":
                 tensor = self.executor._call_kernel(node, [])[0]
                 self.emit(indent, f"{self.var(node.outputs[0])} = {self.buffer(node.outputs[0].name, tensor)}")
@@ -116,7 +136,7 @@ class _Writer:
                 self._emit_call(node, indent)
 
     def _emit_call(self, node: ir.Node, indent: int) -> None:
-        from kernels.executor import _parameters, kernel_arguments
+        from kernels.executor import _parameters, _variadic_output, kernel_arguments
 
         fn = self.executor.table.lookup(node.op_type, self.opset, "cpu")
         args = kernel_arguments(node.op_type, self.opset, [self.var(v) for v in node.inputs])
@@ -139,7 +159,7 @@ class _Writer:
             arity = len(typing.get_args(returns))
             outs = outs + ["_"] * (arity - len(outs))
             self.emit(indent, f"{', '.join(outs)} = {call}")
-        elif origin is list:
+        elif origin is list and _variadic_output(node.op_type, self.opset):
             tmp = self._fresh("parts")
             self.emit(indent, f"{tmp} = {call}")
             for i, name in enumerate(outs):
@@ -147,6 +167,19 @@ class _Writer:
                     self.emit(indent, f"{name} = {tmp}[{i}]")
         else:
             self.emit(indent, f"{outs[0]} = {call}")
+
+    def _emit_optional(self, node: ir.Node, indent: int) -> None:
+        """Optional ops inline: the same code serves optional tensors and optional sequences."""
+        out = self.var(node.outputs[0])
+        value = node.inputs[0] if node.inputs else None
+        if node.op_type == "Optional":
+            self.emit(indent, f"{out}: {_annotation(node.outputs[0])} = {self.var(value)}")
+        elif node.op_type == "OptionalHasElement":
+            test = "False" if value is None else f"{self.var(value)} is not None"
+            self.emit(indent, f"{out} = torch.tensor({test}, device=_dev)")
+        else:  # OptionalGetElement
+            self.emit(indent, f"assert {self.var(value)} is not None")
+            self.emit(indent, f"{out} = {self.var(value)}")
 
     def _emit_if(self, node: ir.Node, indent: int) -> None:
         outs = [self.var(v) for v in node.outputs]
@@ -170,8 +203,8 @@ class _Writer:
         i, limit, go = self._fresh("i"), self._fresh("trip"), self._fresh("cond")
         self.emit(indent, f"{limit} = {_INT64_MAX if trip is None else f'int({self.var(trip)}.item())'}")
         self.emit(indent, f"{go} = {'True' if cond is None else f'bool({self.var(cond)})'}")
-        for out, init in zip(carried, node.inputs[2:], strict=True):
-            self.emit(indent, f"{out} = {self.var(init)}")
+        for out, init, value in zip(carried, node.inputs[2:], node.outputs[:n_carried], strict=True):
+            self.emit(indent, f"{out}: {_annotation(value)} = {self.var(init)}")
         for s in scans:
             self.emit(indent, f"{s}: list[Tensor] = []")
         self.emit(indent, f"{i} = 0")
@@ -191,29 +224,77 @@ class _Writer:
         for s, value in zip(scans, node.outputs[n_carried:], strict=True):
             self.emit(indent, f"{self.var(value)} = torch.stack({s}) if len({s}) > 0 else torch.zeros([0], device=_dev)")
 
+    def _emit_scan(self, node: ir.Node, indent: int) -> None:
+        """Scan (opset 9+) as a ``for`` loop over the scan axis of its sequence inputs."""
+        if self.opset < 9:
+            raise NotImplementedError("the TorchScript back end generates Scan from opset 9 (not the batched Scan-8)")
+        body: ir.Graph = node.attributes["body"].value
+        attrs = {k: self.executor._attribute(a) for k, a in node.attributes.items() if k != "body"}
+        m = attrs["num_scan_inputs"]
+        n_state = len(node.inputs) - m
+        n_out = len(body.outputs) - n_state
+        in_axes = attrs.get("scan_input_axes") or [0] * m
+        in_dirs = attrs.get("scan_input_directions") or [0] * m
+        out_axes = attrs.get("scan_output_axes") or [0] * n_out
+        out_dirs = attrs.get("scan_output_directions") or [0] * n_out
+        states = [self.var(v) for v in node.outputs[:n_state]]
+        for out, init in zip(states, node.inputs[:n_state], strict=True):
+            self.emit(indent, f"{out} = {self.var(init)}")
+        seqs = []
+        for value, axis, reverse in zip(node.inputs[n_state:], in_axes, in_dirs, strict=True):
+            seq, src = self._fresh("seq"), self.var(value)
+            moved = f"torch.movedim({src}, {axis} % {src}.dim(), 0)"
+            self.emit(indent, f"{seq} = {f'torch.flip({moved}, [0])' if reverse else moved}")
+            seqs.append(seq)
+        scans = [self._fresh("scan") for _ in range(n_out)]
+        for s in scans:
+            self.emit(indent, f"{s}: list[Tensor] = []")
+        t = self._fresh("t")
+        self.emit(indent, f"for {t} in range({seqs[0] + '.shape[0]' if seqs else '0'}):")
+        inner = indent + 1
+        for value, state in zip(body.inputs[:n_state], states, strict=True):
+            self.emit(inner, f"{self.var(value)} = {state}")
+        for value, seq in zip(body.inputs[n_state:], seqs, strict=True):
+            self.emit(inner, f"{self.var(value)} = {seq}[{t}]")
+        self.emit_graph(body, inner)
+        for state, value in zip(states, body.outputs[:n_state], strict=True):
+            self.emit(inner, f"{state} = {self.var(value)}")
+        for s, value in zip(scans, body.outputs[n_state:], strict=True):
+            self.emit(inner, f"{s}.append({self.var(value)})")
+        for s, value, axis, reverse in zip(scans, node.outputs[n_state:], out_axes, out_dirs, strict=True):
+            out = self.var(value)
+            items = f"{s}[::-1]" if reverse else s
+            self.emit(indent, f"{out} = torch.stack({items}) if len({s}) > 0 else torch.zeros([0], device=_dev)")
+            self.emit(indent, f"{out} = torch.movedim({out}, 0, {axis} % {out}.dim())")
+
     # --- the module --------------------------------------------------------------
 
     def source(self) -> str:
         graph = self.model.graph
-        inputs = [self.var(v) for v in graph.inputs if not v.is_initializer()]
-        self.emit(2, f"_dev = {inputs[0]}.device" if inputs else "_dev = torch.device('cpu')")
+        values = [v for v in graph.inputs if not v.is_initializer()]
+        inputs = [self.var(v) for v in values]
+        tensors = [name for name, v in zip(inputs, values, strict=True) if _annotation(v) == "Tensor"]
+        self.emit(2, f"_dev = {tensors[0]}.device" if tensors else "_dev = torch.device('cpu')")
         self.emit_graph(graph, 2)
         body = self.lines
         outs = [self.var(v) for v in graph.outputs]
+        types = [_annotation(v) for v in graph.outputs]
         if len(outs) == 1:
-            ret, annotation = outs[0], "Tensor"
+            ret, annotation = outs[0], types[0]
         else:
-            ret, annotation = "(" + ", ".join(outs) + ",)", "tuple[" + ", ".join(["Tensor"] * len(outs)) + "]"
+            ret, annotation = "(" + ", ".join(outs) + ",)", "tuple[" + ", ".join(types) + "]"
         in_names = [v.name for v in graph.inputs if not v.is_initializer()]
         out_names = [v.name for v in graph.outputs]
         imports = sorted(f"from {fn.__module__} import {fn.__name__} as {alias}" for fn, alias in self.imports.items())
-        params = "".join(f", {name}: Tensor" for name in inputs)
+        params = "".join(f", {name}: {_annotation(v)}" for name, v in zip(inputs, values, strict=True))
         head = [
             f'"""Generated by crossgraph from {graph.name or "an IR model"} (opset {self.opset}).',
             "",
             f"Inputs: {', '.join(in_names)}",
             f"Outputs: {', '.join(out_names)}",
             '"""',
+            "",
+            "from typing import Optional",
             "",
             "import torch",
             "from torch import Tensor",
@@ -235,6 +316,33 @@ class _Writer:
             f"    def forward(self{params}) -> {annotation}:",
         ]
         return "\n".join([*head, *body, f"        return {ret}", ""])
+
+
+def weight_tensor(tensor: Any) -> Any:
+    """An initializer as a CPU torch tensor that shares its memory (no copy).
+
+    Weights of a model loaded from external data are memory-mapped by onnx_ir and
+    those from the PyTorch front end are the module's own tensors: both are wrapped
+    as they are, so a 2 GB model does not need another 2 GB here. The buffers are
+    only read (by ``torch.jit.save`` and the kernels); dtypes torch cannot view
+    (bfloat16 from numpy, strings) go through the executor's copying conversion.
+    """
+    import warnings
+
+    import numpy as np
+    import torch
+
+    from kernels.executor import as_tensor
+
+    torch_tensor = getattr(tensor, "raw", None)
+    if isinstance(torch_tensor, torch.Tensor):
+        return torch_tensor.detach().cpu()
+    array = tensor.numpy() if isinstance(tensor, ir.TensorProtocol) else np.asarray(tensor)
+    if array.dtype.kind not in "biufc" or not array.flags.c_contiguous:
+        return as_tensor(array)
+    with warnings.catch_warnings():  # read-only memory maps: torch warns that writing would be undefined
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
 
 
 def generate_source(model: ir.Model) -> str:
@@ -259,7 +367,12 @@ def build_module(model: ir.Model, *, emit_source: pathlib.Path | None = None) ->
     directory = pathlib.Path(tempfile.gettempdir()) / "crossgraph_generated"
     directory.mkdir(exist_ok=True)
     path = directory / f"{module_name}.py"
-    path.write_text(source)
+    if not path.is_file() or path.read_text() != source:
+        # Another thread or process may be importing this very file: replace it whole, never truncate it.
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{module_name}-", suffix=".py")
+        with os.fdopen(fd, "w") as f:
+            f.write(source)
+        os.replace(tmp, path)
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

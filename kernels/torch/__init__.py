@@ -26,11 +26,17 @@ TORCH = KernelTable("torch")
 # Families register into TORCH on import.
 from kernels.torch import (  # noqa: E402,F401
     activation,
+    attention,
     elementwise,
+    loss,
     nn,
     normalization,
+    quantize,
     reduce,
     resize,
+    rnn,
+    sampling,
+    sequence,
     shape,
     tensor,
 )

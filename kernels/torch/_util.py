@@ -84,6 +84,40 @@ def int_bounds(dtype: torch.dtype) -> tuple[int, int]:
         return -128, 127
     if dtype == torch.int16:
         return -32768, 32767
+    if dtype == torch.uint16:
+        return 0, 65535
+    if dtype == torch.uint32:
+        return 0, 4294967295
     if dtype == torch.int32:
         return -2147483648, 2147483647
     return -9223372036854775807 - 1, 9223372036854775807
+
+
+def wide_unsigned(t: Tensor) -> bool:
+    """uint16/32/64: dtypes for which torch CPU has storage and casts but little arithmetic."""
+    return t.dtype == torch.uint16 or t.dtype == torch.uint32 or t.dtype == torch.uint64
+
+
+def to_signed(t: Tensor) -> Tensor:
+    """A wide unsigned tensor in int64 for exact arithmetic (others unchanged).
+
+    uint16/32 values convert exactly; uint64 converts modulo 2**64 (the bits are
+    kept: torch's casts wrap, and ``Tensor.view(dtype)`` is not scriptable),
+    which keeps ``+ - *`` and bitwise results exact modulo 2**64 (and ``/ %``
+    exact below 2**63).
+    """
+    if wide_unsigned(t):
+        return t.to(torch.int64)
+    return t
+
+
+def from_signed(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """The inverse of :func:`to_signed` (wraps modulo the unsigned range)."""
+    return t.to(dtype)
+
+
+def order_key(t: Tensor) -> Tensor:
+    """An int64 tensor ordered as ``t`` (uint64: the sign bit flipped)."""
+    if t.dtype == torch.uint64:
+        return torch.bitwise_xor(t.to(torch.int64), -9223372036854775807 - 1)
+    return to_signed(t)

@@ -2,14 +2,16 @@
 
 ONNX broadcasting is numpy's, which is torch's, so binary kernels call the torch
 op directly. Integer ``Div`` truncates toward zero (C semantics) and ``Mod``
-follows the sign of the divisor unless ``fmod=1``.
+follows the sign of the divisor unless ``fmod=1``. torch CPU lacks arithmetic
+and comparisons on uint16/32/64, so those compute in int64 (see
+``_util.to_signed``: exact, uint64 division below 2**63).
 """
 
 import torch
 from torch import Tensor
 
 from kernels.torch import TORCH
-from kernels.torch._util import onnx_dtype
+from kernels.torch._util import from_signed, onnx_dtype, order_key, to_signed, wide_unsigned
 
 # --- unary math ------------------------------------------------------------------
 
@@ -147,6 +149,8 @@ def not_(x: Tensor) -> Tensor:
 
 @TORCH.register("BitwiseNot", since=18)
 def bitwise_not(x: Tensor) -> Tensor:
+    if wide_unsigned(x):
+        return from_signed(torch.bitwise_not(to_signed(x)), x.dtype)
     return torch.bitwise_not(x)
 
 
@@ -155,16 +159,22 @@ def bitwise_not(x: Tensor) -> Tensor:
 
 @TORCH.register("Add", since=7)
 def add(a: Tensor, b: Tensor) -> Tensor:
+    if wide_unsigned(a):
+        return from_signed(to_signed(a) + to_signed(b), a.dtype)
     return a + b
 
 
 @TORCH.register("Sub", since=7)
 def sub(a: Tensor, b: Tensor) -> Tensor:
+    if wide_unsigned(a):
+        return from_signed(to_signed(a) - to_signed(b), a.dtype)
     return a - b
 
 
 @TORCH.register("Mul", since=7)
 def mul(a: Tensor, b: Tensor) -> Tensor:
+    if wide_unsigned(a):
+        return from_signed(to_signed(a) * to_signed(b), a.dtype)
     return a * b
 
 
@@ -172,6 +182,8 @@ def mul(a: Tensor, b: Tensor) -> Tensor:
 def div(a: Tensor, b: Tensor) -> Tensor:
     if a.is_floating_point():
         return a / b
+    if wide_unsigned(a):
+        return from_signed(torch.div(to_signed(a), to_signed(b), rounding_mode="trunc"), a.dtype)
     return torch.div(a, b, rounding_mode="trunc")  # integer division truncates toward zero
 
 
@@ -185,14 +197,23 @@ def pow_(x: Tensor, y: Tensor) -> Tensor:
 def mod(a: Tensor, b: Tensor, fmod: int = 0) -> Tensor:
     if fmod == 1:
         return torch.fmod(a, b)  # sign of the dividend, as C fmod
+    if wide_unsigned(a):
+        return from_signed(torch.remainder(to_signed(a), to_signed(b)), a.dtype)
     return torch.remainder(a, b)  # sign of the divisor, as Python %
 
 
 @TORCH.register("BitShift", since=11)
 def bit_shift(x: Tensor, y: Tensor, direction: str = "") -> Tensor:
+    if x.dtype == torch.uint64 and direction != "LEFT":  # logical shift of the int64 view
+        shifted = torch.bitwise_right_shift(to_signed(x), to_signed(y))
+        high = torch.bitwise_left_shift(torch.ones_like(shifted), 64 - to_signed(y))
+        return from_signed(torch.where(y == 0, to_signed(x), torch.bitwise_and(shifted, high - 1)), x.dtype)
+    a, b = to_signed(x), to_signed(y)
     if direction == "LEFT":
-        return torch.bitwise_left_shift(x, y)
-    return torch.bitwise_right_shift(x, y)
+        out = torch.bitwise_left_shift(a, b)
+    else:
+        out = torch.bitwise_right_shift(a, b)
+    return from_signed(out, x.dtype) if wide_unsigned(x) else out
 
 
 @TORCH.register("BitwiseAnd", since=18)
@@ -220,21 +241,29 @@ def equal(a: Tensor, b: Tensor) -> Tensor:
 
 @TORCH.register("Less", since=7)
 def less(a: Tensor, b: Tensor) -> Tensor:
+    if wide_unsigned(a):
+        return torch.lt(order_key(a), order_key(b))
     return torch.lt(a, b)
 
 
 @TORCH.register("LessOrEqual", since=12)
 def less_or_equal(a: Tensor, b: Tensor) -> Tensor:
+    if wide_unsigned(a):
+        return torch.le(order_key(a), order_key(b))
     return torch.le(a, b)
 
 
 @TORCH.register("Greater", since=7)
 def greater(a: Tensor, b: Tensor) -> Tensor:
+    if wide_unsigned(a):
+        return torch.gt(order_key(a), order_key(b))
     return torch.gt(a, b)
 
 
 @TORCH.register("GreaterOrEqual", since=12)
 def greater_or_equal(a: Tensor, b: Tensor) -> Tensor:
+    if wide_unsigned(a):
+        return torch.ge(order_key(a), order_key(b))
     return torch.ge(a, b)
 
 
@@ -277,6 +306,11 @@ def mean(data: list[Tensor]) -> Tensor:
 @TORCH.register("Max", since=8)
 def max_(data: list[Tensor]) -> Tensor:
     out = data[0]
+    if wide_unsigned(out):
+        for t in data[1:]:
+            pick = torch.where(order_key(out) >= order_key(t), to_signed(out), to_signed(t))
+            out = from_signed(pick, out.dtype)
+        return out
     for t in data[1:]:
         out = torch.maximum(out, t)
     return out
@@ -285,6 +319,11 @@ def max_(data: list[Tensor]) -> Tensor:
 @TORCH.register("Min", since=8)
 def min_(data: list[Tensor]) -> Tensor:
     out = data[0]
+    if wide_unsigned(out):
+        for t in data[1:]:
+            pick = torch.where(order_key(out) <= order_key(t), to_signed(out), to_signed(t))
+            out = from_signed(pick, out.dtype)
+        return out
     for t in data[1:]:
         out = torch.minimum(out, t)
     return out

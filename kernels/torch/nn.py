@@ -318,3 +318,8 @@ def lrn(x: Tensor, alpha: float = 0.0001, beta: float = 0.75, bias: float = 1.0,
     pad = [0, 0] * (x.dim() - 2) + [before, after]
     summed = F.pad(sq, pad).unfold(2, size, 1).sum(-1).squeeze(0)
     return x / torch.pow(bias + alpha / size * summed, beta)
+
+
+@TORCH.register("Det", since=11)
+def det(X: Tensor) -> Tensor:  # noqa: N803
+    return torch.linalg.det(X)
