@@ -44,3 +44,27 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+def _fixture_digest() -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted((FIXTURES / "models").rglob("*")):
+        if path.is_file():
+            h.update(str(path.relative_to(FIXTURES)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
+        session.config._fixture_digest = _fixture_digest()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before = getattr(session.config, "_fixture_digest", None)
+    if before is not None and _fixture_digest() != before:
+        # Tests must never write into the shipped fixtures (sources are read-only to crossgraph).
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print("\nERROR: the test run modified files under fixtures/models", file=sys.stderr)
