@@ -155,6 +155,7 @@ def convert(
     """
     import converter
 
+    _check_outputs(report, tensorboard)
     options: dict[str, Any] = {}
     if emit_source:
         options["backend_emit_source"] = emit_source
@@ -174,16 +175,16 @@ def convert(
         )
     except converter.ParityError as e:
         if report and e.report is not None:
-            _write_report(report, e.report, None)
+            _try_write_report(report, e.report, None)  # the parity error, exit 1, follows either way
         raise
-    if report and result.parity is not None:
-        _write_report(report, result.parity, result.passes)
     if as_json:
         _echo_json({"ok": True, **result.to_dict()})
     else:
         print(result.summary())
         if tensorboard:
             print(f"  TensorBoard graphs in {tensorboard} (view with: tensorboard --logdir {tensorboard})")
+    if report and result.parity is not None and not _try_write_report(report, result.parity, result.passes):
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -212,6 +213,7 @@ def validate(
     from converter import parity
     from converter.inputs import InputSpec
 
+    _check_outputs(report, None)
     sizes = {}
     for spec in (InputSpec.parse(s) for s in input or []):
         for d in spec.shape or ():
@@ -220,21 +222,40 @@ def validate(
     result = parity.validate(source, converted, inputs=inputs, rtol=rtol, atol=atol, device=device,
                              batches=batches, seed=seed, sizes=sizes or None, unsafe_load=unsafe_load,
                              localize=localize, repro_dir=repro_dir)
-    if report:
-        _write_report(report, result, None)
     if as_json:
         _echo_json(result.to_dict())
     else:
         _print_parity(result)
+    written = not report or _try_write_report(report, result, None)
     if not result.passed:
-        raise typer.Exit(1)
+        raise typer.Exit(1)  # the verdict sets the exit code, whatever became of the report
+    if not written:
+        raise typer.Exit(2)
 
 
-def _write_report(path: str, parity_report: Any, pass_report: Any) -> None:
+def _check_outputs(report: str | None, tensorboard: str | None) -> None:
+    """Refuse a report path or log directory that cannot be written, before any work (exit 2)."""
+    if report:
+        from converter.visual import html_report
+
+        html_report.check_path(report)
+    if tensorboard:
+        from converter.visual import tensorboard as tb
+
+        tb.check_logdir(tensorboard)
+
+
+def _try_write_report(path: str, parity_report: Any, pass_report: Any) -> bool:
+    """Write the HTML report; on failure print one error line and return False (the verdict stands)."""
     from converter.visual import html_report
 
-    html_report.write(path, parity_report, pass_report=pass_report, localization=parity_report.localization)
+    try:
+        html_report.write(path, parity_report, pass_report=pass_report, localization=parity_report.localization)
+    except CrossgraphError as e:
+        print(f"error: {e.message}" + (f"; {e.hint}" if e.hint else ""), file=sys.stderr)
+        return False
     print(f"HTML report: {path}", file=sys.stderr)
+    return True
 
 
 def _print_parity(report: Any) -> None:
@@ -277,6 +298,7 @@ def inspect(
     import ir
     from converter.summary import human_bytes, summarize
 
+    _check_outputs(None, tensorboard)
     m = converter.load(model, format=from_format, inputs=input or None, unsafe_load=unsafe_load)
     info = summarize(m)
     if tensorboard:

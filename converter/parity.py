@@ -188,15 +188,21 @@ def validate(
         report.notes.append(f"reduced precision: outputs pass at cosine >= {min_cosine} with top-1 agreement")
     if localize and not report.passed:
         report.localization = _localize(model, source, source_format, converted, converted_format, first_feeds,
-                                        device, rtol, atol, repro_dir)
+                                        device, rtol, atol, repro_dir, unsafe_load, spec_inputs)
     return report
 
 
 def _localize(model: Any, source: Any, source_format: str | None, converted: Any, converted_format: str | None,
               feeds: dict[str, np.ndarray], device: str, rtol: float | None, atol: float | None,
-              repro_dir: Any) -> dict[str, Any]:
+              repro_dir: Any, unsafe_load: bool = False, spec_inputs: Any = None) -> dict[str, Any]:
+    """First against the source (a fault in the converted graph), then kernels vs onnxruntime (a kernel fault)."""
     from converter import formats
     from converter.localize import localize
+
+    between = _localize_against_source(source, source_format, converted, converted_format, feeds,
+                                       rtol, atol, repro_dir, unsafe_load, spec_inputs)
+    if between is not None and between.first is not None:
+        return {**between.to_dict(), "summary": between.summary()}
 
     if model is None:
         for obj, fmt in ((source, source_format), (converted, converted_format)):
@@ -213,6 +219,23 @@ def _localize(model: Any, source: Any, source_format: str | None, converted: Any
                       atol=1e-5 if atol is None else atol,
                       repro_dir=pathlib.Path(repro_dir) if repro_dir is not None else None)
     return {**result.to_dict(), "summary": result.summary()}
+
+
+def _localize_against_source(source: Any, source_format: str | None, converted: Any, converted_format: str | None,
+                             feeds: dict[str, np.ndarray], rtol: float | None, atol: float | None, repro_dir: Any,
+                             unsafe_load: bool, spec_inputs: Any) -> Any:
+    """:func:`converter.localize.localize_between` when both sides load into the IR; else ``None``."""
+    from converter import api
+    from converter.localize import localize_between
+
+    try:
+        source_model = api.load(source, format=source_format, inputs=spec_inputs, unsafe_load=unsafe_load)
+        converted_model = api.load(converted, format=converted_format, unsafe_load=unsafe_load)
+        return localize_between(source_model, converted_model, feeds, rtol=1e-4 if rtol is None else rtol,
+                                atol=1e-5 if atol is None else atol,
+                                repro_dir=pathlib.Path(repro_dir) if repro_dir is not None else None)
+    except (CrossgraphError, ValueError):
+        return None  # a side the IR cannot read, or inputs that do not line up: kernels vs onnxruntime only
 
 
 def _run_side(runner: Runner, feeds: dict[str, np.ndarray], obj: Any, role: str) -> dict[str, np.ndarray]:

@@ -128,13 +128,48 @@ def render(
     )
 
 
-def write(path: str | pathlib.Path, report: Mapping[str, Any] | Any, **kwargs: Any) -> pathlib.Path:
-    """Render ``report`` (see :func:`render` for the keyword arguments) into ``path``; returns it."""
+def check_path(path: str | pathlib.Path) -> pathlib.Path:
+    """Refuse a report path that cannot be written, before any work is done.
+
+    Raises:
+        InputError: its directory is missing (it is not created: a typo in a
+            directory name should not scatter reports), or the path is a directory.
+    """
+    from converter.errors import InputError
+
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        raise InputError(f"report {path}: the directory {path.parent} does not exist",
+                         "create it first, or choose another report path")
+    if path.is_dir():
+        raise InputError(f"report {path}: is a directory", "give a file name, e.g. report.html")
+    return path
+
+
+def write(path: str | pathlib.Path, report: Mapping[str, Any] | Any, **kwargs: Any) -> pathlib.Path:
+    """Render ``report`` (see :func:`render` for the keyword arguments) into ``path``; returns it.
+
+    The file is replaced whole or not at all. A missing parent directory is
+    created (the command refuses one up front, with :func:`check_path`).
+
+    Raises:
+        InputError: the path cannot be written (a directory, permissions, a full disk).
+    """
+    from converter.errors import InputError
+
+    path = pathlib.Path(path)
+    page = render(report, **kwargs)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render(report, **kwargs), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"report {path}: cannot be written ({e.strerror or e})",
+                         "choose a report path you can write to") from None
     return path
 
 
@@ -196,7 +231,12 @@ def _localization_section(loc: Mapping[str, Any]) -> str:
         f"<th>max abs error</th></tr>{''.join(rows)}</table>"
     )
     repro = f'<p>repro: <code id="repro">{_e(loc["repro"])}</code></p>' if loc.get("repro") else ""
-    return f"<h2>where the outputs diverge</h2>\n{table}\n{repro}"
+    # No divergent node (or no localization at all) must say so, not show an empty table.
+    text = loc.get("summary") or loc.get("error") or ("" if rows else "no divergent node found")
+    summary = f'<p id="localization-summary">{_e(text)}</p>' if text else ""
+    if not rows:
+        return f"<h2>where the outputs diverge</h2>\n{summary}"
+    return f"<h2>where the outputs diverge</h2>\n{summary}\n{table}\n{repro}"
 
 
 def _passes_section(pr: Mapping[str, Any]) -> str:

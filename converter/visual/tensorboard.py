@@ -102,6 +102,30 @@ def write_graph(model: ir.Model, logdir: str | pathlib.Path, *, run_name: str = 
     return tfevents.write_graph_event(pathlib.Path(logdir) / run_name, graph_def(model, infer_shapes=infer_shapes))
 
 
+def check_logdir(logdir: str | pathlib.Path) -> pathlib.Path:
+    """Refuse a log directory that cannot be written, before any work is done.
+
+    A missing directory is fine (it is created, as TensorBoard's own writers
+    do) when its nearest existing ancestor is a writable directory.
+
+    Raises:
+        InputError: the path, or an ancestor, is a file, or not writable.
+    """
+    import os
+
+    from converter.errors import InputError
+
+    logdir = pathlib.Path(logdir)
+    existing = next(p for p in (logdir, *logdir.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"TensorBoard log directory {logdir}: {existing} is a file, not a directory",
+                         "choose another log directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"TensorBoard log directory {logdir}: {existing} is not writable",
+                         "choose a log directory you can write to")
+    return logdir
+
+
 def write_side_by_side(source_model: ir.Model, result_model: ir.Model, logdir: str | pathlib.Path) -> dict[str, pathlib.Path]:
     """Write the model before and after conversion as runs ``source`` and ``converted``.
 

@@ -147,9 +147,22 @@ def write_graph_event(directory: pathlib.Path, graph_def: Any) -> pathlib.Path:
     The file holds the version event TensorBoard expects first, then one event
     whose ``graph_def`` is the serialized GraphDef. Event files an earlier call
     wrote in ``directory`` are replaced; other files are left alone.
+
+    Raises:
+        InputError: the directory cannot be created or written.
     """
     event = protos()["Event"]
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        return _write_events(directory, event, graph_def)
+    except OSError as e:
+        from converter.errors import InputError
+
+        raise InputError(f"TensorBoard log directory {directory}: cannot be written ({e.strerror or e})",
+                         "choose a log directory you can write to") from None
+
+
+def _write_events(directory: pathlib.Path, event: Any, graph_def: Any) -> pathlib.Path:
     now = time.time()
     path = directory / f"events.out.tfevents.{int(now)}.{socket.gethostname()}.crossgraph"
     records = [

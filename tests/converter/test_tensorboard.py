@@ -1,4 +1,10 @@
-"""TensorBoard graphs: event files read back by TensorFlow's own record reader and protos."""
+"""TensorBoard graphs: event files read back by TensorBoard's own loader (``EventAccumulator``).
+
+The accumulator is what ``tensorboard --logdir`` runs to fill the Graphs tab:
+it finds the event files of a run, checks every record's CRC and parses the
+GraphDef with TensorBoard's protos. Node counts, scopes and shapes are checked
+against the IR the graph was written from.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +15,24 @@ import pytest
 import ir
 from converter.visual import tensorboard, tfevents
 
-tf = pytest.importorskip("tensorflow")
+pytest.importorskip("tensorboard")
+from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
+from tensorboard.compat.proto import types_pb2  # noqa: E402
+
+
+def _accumulator(event_file: pathlib.Path):
+    """TensorBoard's loader over the run directory holding ``event_file``, loaded."""
+    acc = event_accumulator.EventAccumulator(str(event_file.parent))
+    acc.Reload()
+    return acc
 
 
 def _read_graph(event_file: pathlib.Path):
-    """The GraphDef in ``event_file``, parsed by TensorFlow (which checks every record's CRC)."""
-    from tensorflow.core.framework import graph_pb2
-
-    events = list(tf.compat.v1.train.summary_iterator(str(event_file)))
-    assert events[0].file_version == "brain.Event:2"
-    graphs = [e.graph_def for e in events if e.HasField("graph_def")]
-    assert len(graphs) == 1
-    return graph_pb2.GraphDef.FromString(graphs[0])
+    """The GraphDef TensorBoard shows for the run of ``event_file``."""
+    acc = _accumulator(event_file)
+    assert acc.Tags()["graph"], "TensorBoard found no graph"
+    assert acc.file_version == 2.0  # the "brain.Event:2" record comes first
+    return acc.Graph()
 
 
 def _nodes(gd) -> dict:
@@ -47,14 +59,13 @@ def test_crc32c_matches_the_castagnoli_check_value():
     assert tfevents.crc32c(b"123456789") == 0xE3069283
 
 
-def test_tensorflow_rejects_a_corrupted_record(tmp_path, onnx_fixtures):
+def test_tensorboard_checks_the_record_crc(tmp_path, onnx_fixtures):
     event_file = tensorboard.write_graph(ir.load(onnx_fixtures / "mlp.onnx"), tmp_path)
     _read_graph(event_file)  # intact: reads
     data = bytearray(event_file.read_bytes())
-    data[-10] ^= 0xFF
+    data[-10] ^= 0xFF  # a byte of the GraphDef record's payload
     event_file.write_bytes(bytes(data))
-    with pytest.raises(tf.errors.DataLossError):
-        _read_graph(event_file)
+    assert not _accumulator(event_file).Tags()["graph"]
 
 
 def test_mlp_graph_has_scopes_ops_and_symbolic_shapes(tmp_path, onnx_fixtures):
@@ -76,7 +87,7 @@ def test_mlp_graph_has_scopes_ops_and_symbolic_shapes(tmp_path, onnx_fixtures):
     assert list(nodes["softmax"].input) == ["fc3/add"]
     # shapes of intermediate values come from shape inference, dtypes as TF enums
     assert _dims(nodes["fc1/matmul"].attr["_output_shapes"]) == [[(-1, "batch"), (64, "")]]
-    assert nodes["fc1/matmul"].attr["T"].type == tf.float32.as_datatype_enum
+    assert nodes["fc1/matmul"].attr["T"].type == types_pb2.DT_FLOAT
     assert nodes["softmax"].attr["axis"].i == -1
     assert nodes["softmax"].attr["outputs"].s == b"probs: float[batch, 10]"
     # the model itself is not annotated by the inference
@@ -155,3 +166,64 @@ def test_side_by_side_writes_two_runs(tmp_path, onnx_fixtures):
     # rewriting a run replaces its graph
     tensorboard.write_graph(result, tmp_path, run_name="source")
     assert len(list((tmp_path / "source").iterdir())) == 1
+
+
+def test_resnet_like_graph_matches_the_ir_and_onnxruntime(tmp_path):
+    """A torch model: module paths as scopes, every node present, shapes as onnxruntime computes them."""
+    import re
+
+    import converter
+    from converter import parity
+    from converter.localize import _onnxruntime_intermediates
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    model = converter.load(root / "fixtures" / "models" / "torch" / "resnet_like.pt2")
+    gd = _read_graph(tensorboard.write_graph(model, tmp_path, run_name="resnet_like"))
+    nodes = _nodes(gd)
+    assert len(gd.node) == _expected_node_count(model)
+    # every IR node sits in the scope of its module path (layer1.0.conv1 -> layer1/0/conv1[/...])
+    for node in model.graph:
+        path = "/".join(re.split(r"[/.]", ir.source_name(node)))
+        assert any(name == path or name.startswith(path + "/") for name in nodes), path
+    assert {"layer1", "layer2", "layer3", "layer4", "fc"} <= {name.split("/")[0] for name in nodes}
+    # each value's edge shape is the one onnxruntime produces (symbolic dims: batch = 2)
+    feeds = parity.make_inputs(parity.ir_signature(model), {"batch": 2})
+    actual = _onnxruntime_intermediates(model, feeds)
+    checked = 0
+    for nd in gd.node:
+        if nd.op in ("Placeholder", "Const"):
+            continue
+        outputs = [part.split(":")[0] for part in nd.attr["outputs"].s.decode().split("; ")]
+        for name, dims in zip(outputs, _dims(nd.attr["_output_shapes"]), strict=True):
+            if name in actual:
+                assert [2 if (size, sym) == (-1, "batch") else size for size, sym in dims] == list(actual[name].shape)
+                checked += 1
+    assert checked == sum(len(n.outputs) for n in model.graph)
+
+
+@pytest.mark.parametrize("command", ["inspect", "convert"])
+def test_a_log_directory_that_cannot_be_written_exits_2(tmp_path, onnx_fixtures, command):
+    from typer.testing import CliRunner
+
+    from converter.cli import app
+
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the log directory should go\n")
+    destination = tmp_path / "mlp.onnx"
+    args = [command, str(onnx_fixtures / "mlp.onnx")] + ([str(destination)] if command == "convert" else [])
+    result = CliRunner().invoke(app, [*args, "--tensorboard", str(blocker / "logs")])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "not_a_dir" in lines[0], result.stderr
+    assert not destination.exists()
+
+
+def test_write_graph_refuses_a_file_as_log_directory(tmp_path, onnx_fixtures):
+    from converter.errors import InputError
+
+    blocker = tmp_path / "events"
+    blocker.write_text("")
+    with pytest.raises(InputError, match="cannot be written"):
+        tensorboard.write_graph(ir.load(onnx_fixtures / "mlp.onnx"), blocker)
+    with pytest.raises(InputError, match="is a file"):
+        tensorboard.check_logdir(blocker / "run")
