@@ -236,6 +236,12 @@ def convert(
         model = load(source, format=src_fmt, inputs=inputs, unsafe_load=unsafe_load, **frontend_options)
     seconds["load"] = time.perf_counter() - t
     nodes_before = _count_nodes(model)
+    if tgt_fmt == "tflite" and inputs is not None and "specialize" not in backend_options:
+        from converter.backends.tflite import sizes_from_specs
+
+        sizes = sizes_from_specs(model, normalize_inputs(inputs))
+        if sizes:  # dims the user sized with --input are fixed where TFLite cannot keep them dynamic
+            backend_options["specialize"] = sizes
     if tensorboard is not None:
         from converter.visual import tensorboard as tb
 
@@ -280,7 +286,8 @@ def _check_parity(result: ConversionResult, model: ir.Model, source: Any, src_fm
         report = parity.validate(source, staged, source_format=src_fmt, converted_format=tgt_fmt,
                                  inputs=feeds, device=device, unsafe_load=unsafe_load,
                                  localize=precision == "float32", model=model, spec_inputs=inputs,
-                                 min_cosine=_MIN_COSINE.get(precision))
+                                 min_cosine=_MIN_COSINE.get(precision),
+                                 sizes=(result.backend_info or {}).get("specialized"))
     except NotYetSupportedError as e:
         result.parity_note = f"not checked ({e.message})"
         return
@@ -301,7 +308,7 @@ def _check_parity(result: ConversionResult, model: ir.Model, source: Any, src_fm
 
 
 #: How close reduced-precision results must stay to the source (cosine similarity per output).
-_MIN_COSINE = {"fp16": 0.999, "dynamic-int8": 0.99}
+_MIN_COSINE = {"fp16": 0.999, "dynamic-int8": 0.99, "int8": 0.98}
 
 
 def _parity_data(inputs: Any) -> Any:

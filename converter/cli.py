@@ -141,7 +141,9 @@ def convert(
     emit_source: Annotated[str | None, typer.Option("--emit-source", help="TorchScript target: also write the generated Python module here.")] = None,
     signature: Annotated[str | None, typer.Option("--signature", help="SavedModel source: the signature to convert (default serving_default).")] = None,
     output: Annotated[list[str] | None, typer.Option("--output", help="Frozen GraphDef source: an output node name. Repeatable.")] = None,
-    quantize: Annotated[str | None, typer.Option("--quantize", help="TFLite target: weight precision, fp16 or dynamic-int8.")] = None,
+    quantize: Annotated[str | None, typer.Option("--quantize", help="TFLite target: weight precision, fp16, dynamic-int8 or int8 (needs --representative-data).")] = None,
+    nhwc_io: Annotated[bool, typer.Option("--nhwc-io", help="TFLite target: 4-D inputs/outputs NHWC instead of the source's NCHW.")] = False,
+    representative_data: Annotated[str | None, typer.Option("--representative-data", help="TFLite --quantize int8: .npz of calibration inputs (samples on axis 0).")] = None,
     tflite_allow_tf_ops: Annotated[bool, typer.Option("--tflite-allow-tf-ops", help="TFLite target: allow TF (Flex) ops where no builtin exists.")] = False,
     tensorboard: Annotated[str | None, typer.Option("--tensorboard", help="Write the source and the result as TensorBoard graphs (runs 'source', 'converted') in this log directory.")] = None,
     report: Annotated[str | None, typer.Option("--report", help="Write a self-contained HTML report (parity, pass report) here.")] = None,
@@ -163,6 +165,10 @@ def convert(
         options["backend_quantize"] = quantize
     if tflite_allow_tf_ops:
         options["backend_allow_tf_ops"] = True
+    if nhwc_io:
+        options["backend_nhwc_io"] = True
+    if representative_data:
+        options["backend_representative_data"] = representative_data
     if signature:
         options["signature"] = signature
     if output:

@@ -24,6 +24,7 @@ import numpy as np
 from converter.errors import CrossgraphError, InputError, NotYetSupportedError
 from converter.runners import Runner, Signature, open_runner
 from converter.visual import progress
+from ir.symbols import default_symbol
 
 #: (rtol, atol) by dtype name; integer and bool outputs must match exactly.
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
@@ -317,6 +318,8 @@ def make_inputs(
             else:
                 # An unnamed dynamic leading dim is the batch, as front ends name it.
                 key = d if isinstance(d, str) else ("batch" if axis == 0 else f"{name}:{axis}")
+                if key not in bound and axis > 0 and default_symbol(name, axis) in bound:
+                    key = default_symbol(name, axis)  # the IR's name for this unnamed dim
                 dims.append(bound.setdefault(key, 2 if axis == 0 else 3))
         np_dtype = np.dtype(dtype) if dtype != "bfloat16" else np.float32
         if np_dtype.kind == "f":

@@ -289,6 +289,9 @@ class TFLiteRunner(Runner):
         key = "serving_default" if "serving_default" in signatures else next(iter(signatures))
         self.names = signatures[key]["inputs"]
         self.runner = self.interpreter.get_signature_runner(key)
+        from converter.backends.tflite import read_metadata
+
+        self.layouts = read_metadata(path).get("io_layouts", {})  # --nhwc-io files record their permutations
 
     def signature(self) -> Signature:
         details = self.runner.get_input_details()
@@ -296,13 +299,19 @@ class TFLiteRunner(Runner):
         for name in self.names:
             d = details[name]
             dims = [int(x) if x >= 0 else None for x in d.get("shape_signature", d["shape"])]
+            perm = self.layouts.get("inputs", {}).get(name)
+            if perm:  # the file is NHWC: report the source's layout
+                dims = [dims[perm.index(i)] for i in range(len(perm))]
             sig.append((name, dims, np.dtype(d["dtype"]).name))
         return sig
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ordered = _match_feeds(self.names, feeds)
+        ins = self.layouts.get("inputs", {})
+        ordered = {k: np.transpose(v, ins[k]) if k in ins else v for k, v in ordered.items()}
         out = self.runner(**{k: np.ascontiguousarray(v) for k, v in ordered.items()})
-        return {k: np.asarray(v) for k, v in out.items()}
+        outs = self.layouts.get("outputs", {})
+        return {k: np.transpose(v, np.argsort(outs[k])) if k in outs else np.asarray(v) for k, v in out.items()}
 
 
 def _import_tf() -> Any:

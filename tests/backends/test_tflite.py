@@ -1,4 +1,9 @@
-"""TFLite target: any source -> IR -> SavedModel -> .tflite, run with LiteRT, parity at two batch sizes."""
+"""TFLite target: any source -> IR -> SavedModel -> .tflite, run with LiteRT, parity at two batch sizes.
+
+The truth is always the source in its own runtime (onnxruntime, torch, Keras) via
+``converter.validate``, or onnxruntime directly where the ``.tflite`` file's layout
+differs from the source's (``nhwc_io``).
+"""
 
 from __future__ import annotations
 
@@ -8,27 +13,47 @@ import numpy as np
 import pytest
 
 import converter
-from converter.errors import InputError
+import ir
+from converter.backends import tflite
+from converter.errors import InputError, UnsupportedOpsError
+from converter.inputs import InputSpec
 
 pytest.importorskip("tensorflow")
 litert = pytest.importorskip("ai_edge_litert.interpreter")
+ort = pytest.importorskip("onnxruntime")
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODELS = ROOT / "fixtures" / "models"
+
+
+def _xfail(path: pathlib.Path, reason: str, raises: type[Exception] = UnsupportedOpsError):
+    return pytest.param(path, marks=pytest.mark.xfail(raises=raises, strict=True, reason=reason))
+
 
 SOURCES = [
     MODELS / "onnx" / "cnn.onnx",
     MODELS / "onnx" / "mlp.onnx",
     MODELS / "onnx" / "attention.onnx",
+    MODELS / "onnx" / "control_flow.onnx",
     MODELS / "torch" / "resnet_like.pt2",
+    MODELS / "torch" / "causal_lm.pt2",
+    MODELS / "torch" / "cond.pt2",
     MODELS / "tf" / "cnn.keras",
     MODELS / "tf" / "multi_io.keras",
+    MODELS / "tf" / "int_bool.keras",
+    _xfail(MODELS / "tf" / "transformer.keras",
+           "Keras' exact GELU reaches the IR as 0.5*x*(1 - Erf(-x/sqrt2)) (tf2onnx's Erfc); passes/rules/activations.py "
+           "fuses only the 1 + Erf(x/sqrt2) forms into Gelu, and TFLite has no builtin Erf"),
+    _xfail(MODELS / "tf" / "lstm_text.h5", "its Scan's TensorArray needs a static element shape: TFLite cannot keep "
+           "batch and tokens_1 dynamic (the error names them; converts once they are given, see below)", InputError),
+    _xfail(MODELS / "tf" / "gru_text.keras",
+           "kernels/tf/control.py builds Loop scan outputs as TensorArray(size=0, dynamic_size=True) with no "
+           "element_shape; TFLite lowers TensorListReserve only with a known element shape (also when specialized)"),
 ]
 
 
 def _ops(path: pathlib.Path) -> list[str]:
-    interpreter = litert.Interpreter(model_path=str(path))
-    return [op["op_name"] for op in interpreter._get_ops_details()]
+    return [op["op_name"] for op in litert.Interpreter(model_path=str(path))._get_ops_details()]
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: f"{p.parent.name}-{p.stem}")
@@ -43,30 +68,158 @@ def test_fixture_converts_to_tflite_with_parity_at_two_batch_sizes(source, tmp_p
         assert next(iter(report.input_shapes.values()))[0] == batch
 
 
-def test_conv_chain_has_no_per_layer_transposes(tmp_path):
-    dest = tmp_path / "cnn.tflite"
-    converter.convert(MODELS / "torch" / "resnet_like.pt2", dest)
-    ops = _ops(dest)
-    assert ops.count("CONV_2D") >= 8
-    assert ops.count("TRANSPOSE") <= 2  # one in (NCHW -> NHWC), at most one out
+def test_conv_chain_has_no_per_layer_transposes_and_none_with_nhwc_io(tmp_path):
+    model = converter.load(MODELS / "torch" / "resnet_like.pt2")
+    converter.optimize(model)
+    plain, nhwc = tmp_path / "nchw.tflite", tmp_path / "nhwc.tflite"
+    tflite.save(model, plain)
+    info = tflite.save(model, nhwc, nhwc_io=True)
+    assert info["nhwc_io"] == ["x"]
+    ops = _ops(plain)
+    assert ops.count("CONV_2D") >= 8 and ops.count("TRANSPOSE") <= 2  # one in (NCHW -> NHWC), at most one out
+    assert _ops(nhwc).count("TRANSPOSE") == 0
+    assert [v.name for v in model.graph.inputs] == ["x"] and model.graph.inputs[0].shape[1] == 3  # not modified
+
+
+_CONV_MODEL = """
+<ir_version: 10, opset_import: ["" : 21]>
+conv (float[batch,3,8,8] x) => (float[batch,4,8,8] y, float[batch,4] pooled)
+<float[4,3,3,3] w = {WEIGHTS_}, float[4] b = {BIAS_}> {
+  c = Conv<pads=[1,1,1,1]>(x, w, b)
+  y = Relu(c)
+  g = GlobalAveragePool(y)
+  pooled = Flatten(g)
+}
+"""
+
+
+def _conv_model(tmp_path: pathlib.Path) -> pathlib.Path:
+    rng = np.random.default_rng(1)
+    text = _CONV_MODEL.replace("WEIGHTS_", ", ".join(f"{v:.4f}" for v in rng.standard_normal(108)))
+    text = text.replace("BIAS_", ", ".join(f"{v:.4f}" for v in rng.standard_normal(4)))
+    path = tmp_path / "conv.onnx"
+    ir.save(ir.from_onnx_text(text), path)
+    return path
+
+
+def test_nhwc_io_takes_and_returns_channels_last_and_matches_onnxruntime(tmp_path):
+    source = _conv_model(tmp_path)
+    dest = tmp_path / "conv.tflite"
+    result = converter.convert(source, dest, check=False, backend_nhwc_io=True)
+    assert result.backend_info["nhwc_io"] == ["x", "y"]  # the 2-D output keeps its layout
+    assert tflite.read_metadata(dest)["io_layouts"] == {"inputs": {"x": [0, 2, 3, 1]}, "outputs": {"y": [0, 2, 3, 1]}}
+    assert "TRANSPOSE" not in _ops(dest)
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    y, pooled = ort.InferenceSession(str(source)).run(None, {"x": x})
+    out = litert.Interpreter(model_path=str(dest)).get_signature_runner("serving_default")(
+        x=np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+    np.testing.assert_allclose(out["y"], y.transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out["pooled"], pooled, rtol=1e-4, atol=1e-5)
+
+
+def test_specialized_dims_are_static_reported_and_keep_parity(tmp_path):
+    dest = tmp_path / "attention.tflite"
+    result = converter.convert(MODELS / "onnx" / "attention.onnx", dest, check=False, backend_specialize={"seq": 5})
+    assert result.backend_info["specialized"] == {"seq": 5}
+    (detail,) = litert.Interpreter(model_path=str(dest)).get_input_details()
+    assert list(detail["shape_signature"]) == [-1, 5, 16]  # batch stays dynamic
+    assert tflite.read_metadata(dest)["specialized"] == {"seq": 5}
+    for batch in (1, 3):
+        assert converter.validate(MODELS / "onnx" / "attention.onnx", dest, sizes={"batch": batch, "seq": 5}).passed
+
+
+def test_sizes_from_input_specs_map_to_the_models_symbols():
+    model = converter.load(MODELS / "torch" / "transformer.pt2")
+    specs = [InputSpec.parse("x:2x8x16"), InputSpec.parse("other:3")]
+    assert tflite.sizes_from_specs(model, specs) == {"batch": 2, "x_1": 8}
+    with pytest.raises(InputError, match="seqq"):
+        tflite.specialize_dims(model, {"seqq": 4})
+
+
+def test_dims_tflite_cannot_keep_dynamic_are_named_with_the_flag_and_nothing_is_written(tmp_path):
+    with pytest.raises(InputError) as info:
+        converter.convert(MODELS / "torch" / "transformer.pt2", tmp_path / "t.tflite")
+    assert "x_1" in info.value.message and "--input 'x:<batch>x<x_1>x16'" in info.value.hint
+    assert info.value.exit_code == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize(("source", "sizes"), [
+    (MODELS / "torch" / "transformer.pt2", {"x_1": 8}),  # a 5-D Squeeze: tfl.squeeze refuses dynamic dims
+    (MODELS / "tf" / "lstm_text.h5", {"tokens_1": 7}),  # Scan: TensorList lowering needs static shapes
+], ids=["transformer.pt2", "lstm_text.h5"])
+def test_models_with_dims_tflite_cannot_keep_dynamic_convert_once_sizes_are_given(source, sizes, batch, tmp_path):
+    dest = tmp_path / "t.tflite"
+    sizes = {"batch": batch, **sizes}
+    result = converter.convert(source, dest, check=False, backend_specialize=sizes)
+    assert result.backend_info["specialized"] == sizes
+    # Keras records unnamed dims: parity's random inputs name them "<input>:<axis>".
+    report = converter.validate(source, dest, sizes={**sizes, **{k.replace("_", ":"): v for k, v in sizes.items()}})
+    assert report.passed, report.summary()
+
+
+def test_op_without_builtin_lists_every_node_by_source_name(tmp_path):
+    with pytest.raises(UnsupportedOpsError) as info:
+        converter.convert(MODELS / "tf" / "transformer.keras", tmp_path / "t.tflite")
+    assert "Erf (as TF Erf) x1 (ffn_in)" in info.value.message
+    assert "--tflite-allow-tf-ops" in info.value.hint
+    assert list(tmp_path.iterdir()) == []
+    model = converter.load(MODELS / "tf" / "transformer.keras")
+    assert tflite.save(model, tmp_path / "flex.tflite", allow_tf_ops=True)["flex_ops"] == ["Erf"]
+
+
+def test_dtype_tflite_lacks_is_refused_naming_the_nodes(tmp_path):
+    model = ir.from_onnx_text("""
+    <ir_version: 10, opset_import: ["" : 21]>
+    g (float[batch,4] x) => (float[batch,4] y) {
+      d = Cast<to=11>(x)
+      s = Add(d, d)
+      y = Cast<to=1>(s)
+    }""")
+    for node in model.graph:
+        ir.set_source_name(node, f"layer_{node.op_type.lower()}", "onnx")
+    with pytest.raises(UnsupportedOpsError, match=r"Add on float64 x1 \(layer_add\)") as info:
+        tflite.save(model, tmp_path / "d.tflite")
+    assert "cast" in info.value.hint and not (tmp_path / "d.tflite").exists()
 
 
 def test_fp16_weights_pass_by_cosine_and_report_it(tmp_path):
-    dest = tmp_path / "cnn16.tflite"
-    result = converter.convert(MODELS / "onnx" / "cnn.onnx", dest, backend_quantize="fp16")
+    f32, f16 = tmp_path / "cnn.tflite", tmp_path / "cnn16.tflite"
+    converter.convert(MODELS / "onnx" / "cnn.onnx", f32, check=False)
+    result = converter.convert(MODELS / "onnx" / "cnn.onnx", f16, backend_quantize="fp16")
     assert result.backend_info["quantize"] == "fp16"
     (out,) = result.parity.outputs
     assert out.cosine_similarity > 0.999 and out.top1_agreement == 1.0
     assert any("reduced precision" in n for n in result.parity.notes)
-    assert dest.stat().st_size < (tmp_path / "cnn16.tflite").stat().st_size * 2
+    assert f16.stat().st_size < f32.stat().st_size
 
 
 def test_dynamic_int8_is_smaller_than_float(tmp_path):
     f32, i8 = tmp_path / "f32.tflite", tmp_path / "i8.tflite"
-    converter.convert(MODELS / "onnx" / "mlp.onnx", f32)
+    converter.convert(MODELS / "onnx" / "mlp.onnx", f32, check=False)
     result = converter.convert(MODELS / "onnx" / "mlp.onnx", i8, backend_quantize="dynamic-int8")
     assert result.parity.passed
     assert i8.stat().st_size < 0.5 * f32.stat().st_size
+
+
+def test_full_int8_calibrates_on_npz_and_stays_close_by_cosine(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "calib.npz"
+    np.savez(data, x=rng.standard_normal((32, 3, 32, 32)).astype(np.float32))
+    model = converter.load(MODELS / "onnx" / "cnn.onnx")
+    dest = tmp_path / "cnn_int8.tflite"
+    assert tflite.save(model, dest, quantize="int8", representative_data=data)["quantize"] == "int8"
+    assert "CONV_2D" in _ops(dest)
+    interpreter = litert.Interpreter(model_path=str(dest))
+    assert any(np.dtype(t["dtype"]) == np.int8 for t in interpreter.get_tensor_details())
+    x = rng.standard_normal((8, 3, 32, 32)).astype(np.float32)
+    (expected,) = ort.InferenceSession(str(MODELS / "onnx" / "cnn.onnx")).run(None, {"x": x})
+    actual = interpreter.get_signature_runner("serving_default")(x=x)["logits"]
+    cosine = float(np.dot(expected.ravel(), actual.ravel()) / np.linalg.norm(expected) / np.linalg.norm(actual))
+    assert cosine > 0.98, cosine
+    with pytest.raises(InputError, match="calibration"):
+        tflite.save(model, tmp_path / "no.tflite", quantize="int8")
 
 
 def test_unknown_quantize_mode_is_refused_and_nothing_written(tmp_path):
