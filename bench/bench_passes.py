@@ -11,17 +11,28 @@ Latency is measured twice: with onnxruntime's own graph optimizations off
 (``ORT_DISABLE_ALL``: what the graph optimizer alone buys, e.g. for runtimes
 with no optimizer of their own) and on (``ORT_ENABLE_ALL``, the default).
 
-Models are built here with random weights: a ResNet-like CNN and a small
-transformer encoder, exported with ``torch.onnx.export(..., dynamo=False)``,
-plus the ONNX fixtures. Without torch, only the fixtures run.
+Models, all with random weights, in one run:
 
-    .venv/bin/python bench/bench_passes.py [--runs 100]
+- keras.applications ResNet50, MobileNetV2, EfficientNetB0, DenseNet121
+  (``weights=None``), converted by tf2onnx through ``converter.load(model,
+  format="tf")`` and not optimized (``-O0``);
+- transformers BertModel, GPT2Model, ViTModel from small configs, exported by
+  ``torch.onnx.export(..., dynamo=False)`` (``HF_HUB_OFFLINE=1``: no download);
+- the onnx package's ``light_*.onnx`` models;
+- a ResNet-like CNN and a transformer encoder written here, and the ONNX fixtures.
+
+Each timed setting runs ``--runs`` times or for about ``--budget`` seconds,
+whichever is fewer (at least 5). A summary table at the end gives, per model,
+nodes and ORT-on latency for unoptimized / crossgraph -O2 / onnxsim / onnxslim.
+
+    .venv/bin/python bench/bench_passes.py [--runs 100] [--only NAME ...] [--onnxscript]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import pathlib
 import statistics
 import sys
@@ -32,6 +43,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -39,6 +52,7 @@ import ir  # noqa: E402
 import passes  # noqa: E402
 
 FIXTURES = REPO / "fixtures" / "models" / "onnx"
+KERAS_APPS = ("ResNet50", "MobileNetV2", "EfficientNetB0", "DenseNet121")
 
 
 # ---- models -------------------------------------------------------------------------
@@ -123,6 +137,65 @@ def torch_models(directory: pathlib.Path) -> dict[str, pathlib.Path]:
     return paths
 
 
+def keras_models(directory: pathlib.Path) -> dict[str, pathlib.Path]:
+    """keras.applications models (random weights) through crossgraph's TF front end, at -O0."""
+    import keras
+
+    import converter
+
+    paths = {}
+    for name in KERAS_APPS:
+        model = getattr(keras.applications, name)(weights=None, input_shape=(224, 224, 3))
+        path = directory / f"keras_{name}.onnx"
+        ir.save(converter.load(model, format="tf"), path)
+        paths[f"keras {name}"] = path
+        keras.backend.clear_session()
+    return paths
+
+
+def hf_models(directory: pathlib.Path) -> dict[str, pathlib.Path]:
+    """BERT, GPT-2 and ViT from small configs, exported by the TorchScript-based exporter."""
+    import torch
+    import transformers as tr
+
+    small = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256}
+    tokens = torch.randint(0, 1000, (1, 32))
+    cases = {
+        "bert": (tr.BertModel(tr.BertConfig(vocab_size=1000, **small)), tokens, "input_ids"),
+        "gpt2": (tr.GPT2Model(tr.GPT2Config(vocab_size=1000, n_embd=128, n_layer=2, n_head=4)), tokens, "input_ids"),
+        "vit": (tr.ViTModel(tr.ViTConfig(image_size=64, patch_size=16, **small)), torch.randn(1, 3, 64, 64),
+                "pixel_values"),
+    }
+    class LastHidden(torch.nn.Module):
+        """Calls the model with one positional input (the exporter's kwargs clash with transformers 5)."""
+
+        def __init__(self, model: torch.nn.Module) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model(x).last_hidden_state
+
+    paths = {}
+    for name, (module, example, input_name) in cases.items():
+        module = LastHidden(module)
+        path = directory / f"hf_{name}.onnx"
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module.eval(), (example,), str(path), dynamo=False, input_names=[input_name],
+                              output_names=["last_hidden_state"], opset_version=18, do_constant_folding=False)
+        paths[f"hf {name}"] = path
+    return paths
+
+
+def light_models() -> dict[str, pathlib.Path]:
+    """The onnx package's light_*.onnx models (weights generated in-graph)."""
+    import onnx
+
+    folder = pathlib.Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+    return {p.stem: p for p in sorted(folder.glob("light_*.onnx"))}
+
+
 def feeds_for(model: ir.Model, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Random inputs; symbolic dims get 1 (batch) or 64 (others)."""
     feeds = {}
@@ -154,12 +227,10 @@ def onnxscript_optimizer(model: ir.Model) -> ir.Model:
     return model
 
 
-def optimizers() -> dict[str, Callable[[ir.Model], ir.Model]]:
-    found: dict[str, Callable[[ir.Model], ir.Model]] = {
-        "crossgraph -O1": crossgraph(1),
-        "crossgraph -O2": crossgraph(2),
-        "onnxscript": onnxscript_optimizer,
-    }
+def optimizers(with_onnxscript: bool = False) -> dict[str, Callable[[ir.Model], ir.Model]]:
+    found: dict[str, Callable[[ir.Model], ir.Model]] = {"crossgraph -O2": crossgraph(2)}
+    if with_onnxscript:
+        found["onnxscript"] = onnxscript_optimizer
     if importlib.util.find_spec("onnxsim"):
         import onnxsim
 
@@ -186,26 +257,31 @@ def session(proto_bytes: bytes, ort_optimize: bool):
     return ort.InferenceSession(proto_bytes, options, providers=["CPUExecutionProvider"])
 
 
-def median_ms(sess, feeds, runs: int) -> float:
-    for _ in range(3):
-        sess.run(None, feeds)
-    times = []
-    for _ in range(runs):
+def median_ms(sess, feeds, runs: int, budget: float) -> float:
+    """Median of up to ``runs`` timed runs, fewer when they would exceed ``budget`` seconds."""
+    sess.run(None, feeds)
+    times: list[float] = []
+    deadline = time.perf_counter() + budget
+    while len(times) < runs and (len(times) < 5 or time.perf_counter() < deadline):
         start = time.perf_counter()
         sess.run(None, feeds)
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1000
 
 
-def measure(path: pathlib.Path, runs: int) -> list[dict]:
+def measure(path: pathlib.Path, runs: int, budget: float, with_onnxscript: bool) -> list[dict]:
     rng = np.random.default_rng(0)
     base = ir.load(path)
     feeds = feeds_for(base, rng)
-    variants = {"unoptimized": lambda m: m, **optimizers()}
+    variants = {"unoptimized": lambda m: m, **optimizers(with_onnxscript)}
     rows, reference = [], {}
     for name, optimize in variants.items():
         start = time.perf_counter()
-        model = optimize(ir.load(path))
+        try:
+            model = optimize(ir.load(path))
+        except Exception as e:  # noqa: BLE001  (a tool failing on a model is a result, not a crash)
+            print(f"  {name} failed: {type(e).__name__}: {str(e)[:120]}")
+            continue
         seconds = time.perf_counter() - start
         data = ir.to_proto(model).SerializeToString()
         row = {"optimizer": name, "nodes": passes.count_nodes(model), "seconds": seconds}
@@ -214,7 +290,7 @@ def measure(path: pathlib.Path, runs: int) -> list[dict]:
             outputs = sess.run(None, feeds)
             key = "ort_on" if ort_optimize else "ort_off"
             reference.setdefault(key, outputs)
-            row[key] = median_ms(sess, feeds, runs)
+            row[key] = median_ms(sess, feeds, runs, budget)
             row[f"diff_{key}"] = max(float(np.max(np.abs(a - b))) for a, b in zip(reference[key], outputs, strict=True))
         rows.append(row)
     return rows
@@ -222,39 +298,79 @@ def measure(path: pathlib.Path, runs: int) -> list[dict]:
 
 def print_table(model_name: str, rows: list[dict]) -> None:
     base = rows[0]
-    ref = next(r for r in rows if r["optimizer"] == "onnxscript")
     print(f"\n{model_name}")
-    print(f"  {'optimizer':<15}{'nodes':>6}{'vs unopt':>9}{'vs oscr':>8}{'opt s':>7}"
-          f"{'ORT off ms':>11}{'vs unopt':>9}{'vs oscr':>8}{'ORT on ms':>10}{'vs unopt':>9}{'vs oscr':>8}"
-          f"{'max|diff| off':>14}{'on':>9}")
+    print(f"  {'optimizer':<15}{'nodes':>6}{'vs unopt':>9}{'opt s':>7}{'ORT off ms':>11}{'vs unopt':>9}"
+          f"{'ORT on ms':>10}{'vs unopt':>9}{'max|diff| off':>14}{'on':>9}")
     for r in rows:
         print(
-            f"  {r['optimizer']:<15}{r['nodes']:>6}{r['nodes'] / base['nodes']:>9.2f}{r['nodes'] / ref['nodes']:>8.2f}"
-            f"{r['seconds']:>7.2f}"
-            f"{r['ort_off']:>11.3f}{r['ort_off'] / base['ort_off']:>9.2f}{r['ort_off'] / ref['ort_off']:>8.2f}"
-            f"{r['ort_on']:>10.3f}{r['ort_on'] / base['ort_on']:>9.2f}{r['ort_on'] / ref['ort_on']:>8.2f}"
-            f"{r['diff_ort_off']:>14.2e}{r['diff_ort_on']:>9.2e}"
+            f"  {r['optimizer']:<15}{r['nodes']:>6}{r['nodes'] / base['nodes']:>9.2f}{r['seconds']:>7.2f}"
+            f"{r['ort_off']:>11.3f}{r['ort_off'] / base['ort_off']:>9.2f}"
+            f"{r['ort_on']:>10.3f}{r['ort_on'] / base['ort_on']:>9.2f}"
+            f"{r['diff_ort_off']:>14.2e}{r['diff_ort_on']:>9.2e}", flush=True
         )
+
+
+SUMMARY_TOOLS = ("unoptimized", "crossgraph -O2", "onnxsim", "onnxslim")
+
+
+def print_summary(results: dict[str, list[dict]]) -> None:
+    """One line per model: nodes and ORT-on latency per tool; '!' where crossgraph loses."""
+    print("\nsummary (nodes | ORT on ms, 1 thread, batch 1; '!' marks crossgraph -O2 behind a tool)")
+    print(f"{'model':<22}" + "".join(f"{t:>16}" for t in SUMMARY_TOOLS) + f"{'cg max|diff|':>14}")
+    for name, rows in results.items():
+        by = {r["optimizer"]: r for r in rows}
+        ours = by.get("crossgraph -O2")
+        if ours is None:
+            print(f"{name:<22} crossgraph -O2 failed")
+            continue
+        cells = []
+        for tool in SUMMARY_TOOLS:
+            r = by.get(tool)
+            if r is None:
+                cells.append(f"{'-':>16}")
+                continue
+            behind = tool in ("onnxsim", "onnxslim") and (
+                ours["nodes"] > r["nodes"] or ours["ort_on"] > 1.05 * r["ort_on"]
+            )
+            cells.append(f"{r['nodes']:>6} |{r['ort_on']:>7.2f}{'!' if behind else ' '}")
+        print(f"{name:<22}" + "".join(cells) + f"{ours['diff_ort_on']:>14.1e}")
+
+
+def collect_models(directory: pathlib.Path) -> dict[str, pathlib.Path]:
+    models: dict[str, pathlib.Path] = {}
+    for source in (keras_models, hf_models, torch_models):
+        try:
+            models.update(source(directory))
+        except ImportError as e:
+            print(f"note: {source.__name__} skipped ({e})")
+    models.update(light_models())
+    fixtures = ("cnn", "attention", "mlp")
+    models.update({f"fixture {p.stem}": p for p in sorted(FIXTURES.glob("*.onnx")) if p.stem in fixtures})
+    return models
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=100, help="timed runs per model and setting (median)")
+    parser.add_argument("--runs", type=int, default=100, help="most timed runs per model and setting (median)")
+    parser.add_argument("--budget", type=float, default=0.5, help="seconds of timed runs per model and setting")
+    parser.add_argument("--only", nargs="*", help="run only models whose name contains one of these")
+    parser.add_argument("--onnxscript", action="store_true", help="also compare onnxscript's optimizer")
     args = parser.parse_args()
     for tool in ("onnxsim", "onnxslim"):
         if not importlib.util.find_spec(tool):
             print(f"note: {tool} is not installed; skipped (pip install {tool} to compare)")
     print("nodes: excluding Constant; ratios < 1 mean fewer nodes / faster; "
           "ORT off/on: onnxruntime graph optimizations disabled/enabled, 1 thread")
+    start = time.perf_counter()
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        models: dict[str, pathlib.Path] = {}
-        try:
-            models.update(torch_models(pathlib.Path(tmp)))
-        except ImportError as e:
-            print(f"note: torch models skipped ({e})")
-        models.update({f"fixture {p.stem}": p for p in sorted(FIXTURES.glob("*.onnx")) if p.stem in ("cnn", "attention", "mlp")})
-        for name, path in models.items():
-            print_table(name, measure(path, args.runs))
+        for name, path in collect_models(pathlib.Path(tmp)).items():
+            if args.only and not any(key in name for key in args.only):
+                continue
+            results[name] = measure(path, args.runs, args.budget, args.onnxscript)
+            print_table(name, results[name])
+    print_summary(results)
+    print(f"\ntotal {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":

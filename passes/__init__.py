@@ -18,16 +18,19 @@ from __future__ import annotations
 from passes.pipeline import (
     DEFAULT_SIZE_CAP_BYTES,
     LEVELS,
+    PassError,
     PassSpec,
     PassVerificationError,
     optimize,
     run_passes,
 )
-from passes.report import PassReport, PassStats, count_nodes
+from passes.report import PassFailure, PassReport, PassStats, count_nodes
 
 __all__ = [
     "DEFAULT_SIZE_CAP_BYTES",
     "LEVELS",
+    "PassError",
+    "PassFailure",
     "PassReport",
     "PassSpec",
     "PassStats",

@@ -39,6 +39,26 @@ class PassStats:
 
 
 @dataclasses.dataclass
+class PassFailure:
+    """A pass that raised (or broke verification) and was undone.
+
+    Attributes:
+        pass_name: the pipeline entry that failed.
+        node: name (or ``op_type``) of the node it was working on, when known.
+        error: the exception's type and message.
+    """
+
+    pass_name: str
+    node: str | None
+    error: str
+
+    def describe(self) -> str:
+        """``pass 'fuse-patterns' failed at node 'mm1': ValueError: ...``."""
+        where = f" at node {self.node!r}" if self.node else ""
+        return f"pass {self.pass_name!r} failed{where}: {self.error}"
+
+
+@dataclasses.dataclass
 class PassReport:
     """The result of :func:`passes.optimize`; the model itself is changed in place.
 
@@ -51,6 +71,8 @@ class PassReport:
         iterations: rounds of the fixed-point loop.
         seconds: wall time of the whole run.
         passes: one :class:`PassStats` per pass, in pipeline order.
+        failures: passes that failed; the model was restored to its state
+            before the run and the pipeline re-run without them.
     """
 
     level: int
@@ -61,6 +83,7 @@ class PassReport:
     iterations: int = 0
     seconds: float = 0.0
     passes: list[PassStats] = dataclasses.field(default_factory=list)
+    failures: list[PassFailure] = dataclasses.field(default_factory=list)
 
     def by_kind(self, kind: str) -> int:
         """Net nodes removed by passes of ``kind`` (``fold``, ``fuse`` or ``cleanup``)."""
@@ -79,13 +102,19 @@ class PassReport:
         return self.by_kind("cleanup")
 
     def summary(self) -> str:
-        """One line, e.g. ``-O2: 152 -> 97 nodes (-55: 31 folded, 12 fused, 12 removed), 0.41 s``."""
+        """One line, e.g. ``-O2: 152 -> 97 nodes (-55: 31 folded, 12 fused, 12 removed), 0.41 s``.
+
+        Failed passes are appended: ``...; skipped pass 'x' failed at node 'n': ...``.
+        """
         delta = self.nodes_after - self.nodes_before
         parts = ", ".join(f"{self.by_kind(kind)} {label}" for kind, label in _KIND_LABEL.items())
-        return (
+        line = (
             f"-O{self.level}: {self.nodes_before} -> {self.nodes_after} nodes "
             f"({delta:+d}: {parts}), {self.seconds:.2f} s"
         )
+        if self.failures:
+            line += "; skipped " + "; ".join(f.describe() for f in self.failures)
+        return line
 
     def table_rows(self) -> list[tuple[str, int, int, int, int, int, str]]:
         """Rows ``(pass, runs, nodes before, nodes after, removed, added, time)`` for a table.

@@ -8,7 +8,7 @@ says what that is) and ends with a ``<topic>_rules()`` set:
 - :mod:`passes.rules.reshape`: Reshape/Squeeze/Unsqueeze/Flatten chains
 - :mod:`passes.rules.affine`: per-channel scale/bias into Conv/MatMul, strict Gemm
 - :mod:`passes.rules.activations`: GELU -> ``Gelu`` (opset >= 20)
-- :mod:`passes.rules.normalization`: LayerNormalization (opset >= 17)
+- :mod:`passes.rules.normalization`: LayerNormalization (opset >= 17), guarded BatchNorm folds
 
 Attention is not fused: the standard ``Attention`` op exists only from opset 23
 (crossgraph's default is 21), and onnxscript's SDPA/MHA fusions emit
@@ -25,7 +25,7 @@ import ir
 from passes.rules.activations import gelu_rules
 from passes.rules.affine import affine_rules
 from passes.rules.noop import noop_rules
-from passes.rules.normalization import layer_norm_rules
+from passes.rules.normalization import batchnorm_rules, layer_norm_rules
 from passes.rules.reshape import reshape_rules
 from passes.rules.transpose import transpose_rules
 
@@ -45,15 +45,26 @@ def cleanup_rules(model: ir.Model) -> list[RewriteRule]:
     ]
 
 
+# onnxscript's SlicesSplit has two output nodes, and its matcher scans the whole
+# graph for each candidate Slice: quadratic. passes.rules._dispatch limits the
+# candidates to Slices with a sibling Slice, and above this size it is left out.
+SLICES_SPLIT_MAX_NODES = 20_000
+
+
+def _basic_rules_for(model: ir.Model) -> list[RewriteRule]:
+    rules = _basic_rules.basic_optimization_rules().rules
+    if sum(1 for _ in model.graph.all_nodes()) > SLICES_SPLIT_MAX_NODES:
+        rules = [rule for rule in rules if rule.name != "SlicesSplit"]
+    return list(rules)
+
+
 def fusion_rules(model: ir.Model) -> list[RewriteRule]:
-    """-O2 fusions, shipped and ours, chosen for the model's opset."""
+    """-O2 fusions, shipped and ours, chosen for the model's opset and size."""
     opset = ir.model_opset(model)
     rules = [
-        *_basic_rules.basic_optimization_rules().rules,  # Cast/Reshape/Transpose pairs, ...
+        *_basic_rules_for(model),  # Cast/Reshape/Transpose pairs, ...
         shipped.materialize_reshape_shape_rule,  # Reshape shape from inferred output shape
-        shipped.fuse_batchnorm_into_conv_rule,
-        shipped.fuse_batchnorm_into_conv_transpose_rule,
-        shipped.fuse_batchnorm_into_gemm_rule,
+        *batchnorm_rules().rules,  # shipped BatchNorm folds, guarded
         shipped.fuse_pad_into_conv_rule,
         shipped.conv_affine_fusion_rule,  # scalar Mul/Add after Conv
         shipped.min_max_rule,  # Min/Max -> Clip

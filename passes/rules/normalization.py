@@ -5,6 +5,11 @@
 ``(x - m)^2`` may be ``Pow(d, 2)`` or ``Mul(d, d)``, and ``/ Sqrt(v)`` may be
 ``* Reciprocal(Sqrt(v))``; ``s`` must be 1-D (it then broadcasts as the op's scale).
 
+BatchNormalization folding into Conv/ConvTranspose/Gemm is onnxscript's, behind
+a guard: its check reads an empty optional input (``Conv(x, W, "")``) as a bias
+and raises; the guard refuses such matches (``TrimEmptyInputsPass`` removes the
+empty inputs first in the pipeline, so the fold still happens there).
+
 onnxscript's ``LayerNormFusion`` (``rules/fusion/_layer_norm.py``, used as is
 for opset >= 18 together with its bias rule) matches only ReduceMean with axes
 as an input, so at opset 17, where axes is an attribute, it never fires.
@@ -13,6 +18,7 @@ as an input, so at opset 17, where axes is an attribute, it never fires.
 from __future__ import annotations
 
 from onnxscript.rewriter import MatchResult, RewriteRuleClassBase, RewriteRuleSet
+from onnxscript.rewriter.rules.common import _fuse_batchnorm
 from onnxscript.rewriter.rules.fusion import _layer_norm
 
 import ir
@@ -56,6 +62,39 @@ class LayerNormAttrAxesFusion(RewriteRuleClassBase):
         return op.LayerNormalization(
             x, scale, axis=-1, epsilon=self._eps, stash_type=int(self._stash)
         )
+
+
+class _EmptyInputGuard:
+    """Refuses a BatchNormalization fold when an optional input of either node is empty."""
+
+    def check(self, context, x, inbound_out, batchnorm_out) -> MatchResult:
+        nodes = (inbound_out.producer(), batchnorm_out.producer())
+        if any(v is None for node in nodes for v in node.inputs[1:]):
+            return MatchResult().fail("an optional input is given empty")
+        return super().check(context, x, inbound_out, batchnorm_out)
+
+
+class BatchNormIntoConv(_EmptyInputGuard, _fuse_batchnorm.FuseBatchNormIntoConv):
+    """BatchNormalization(Conv(x, W, B)) -> Conv(x, W', B'), as onnxscript's, guarded."""
+
+
+class BatchNormIntoConvTranspose(_EmptyInputGuard, _fuse_batchnorm.FuseBatchNormIntoConvTranspose):
+    """BatchNormalization(ConvTranspose(x, W, B)) -> ConvTranspose(x, W', B'), guarded."""
+
+
+class BatchNormIntoGemm(_EmptyInputGuard, _fuse_batchnorm.FuseBatchNormIntoGemm):
+    """BatchNormalization(Gemm(a, b, c)) -> Gemm(a, b', c'), guarded."""
+
+
+def batchnorm_rules() -> RewriteRuleSet:
+    """BatchNormalization folding into the op before it."""
+    return RewriteRuleSet(
+        [
+            BatchNormIntoConv().rule(),
+            BatchNormIntoConvTranspose().rule(),
+            BatchNormIntoGemm().rule(),
+        ]
+    )
 
 
 def layer_norm_rules(opset: int) -> RewriteRuleSet | None:

@@ -91,12 +91,25 @@ class _BreakGraph(ir.passes.InPlacePass):
         return ir.passes.PassResult(model, True)
 
 
-def test_verify_each_names_the_failing_pass():
+def test_verify_each_names_the_failing_pass_and_restores_the_model():
     specs = (*passes.LEVELS[1], PassSpec("breaker", "cleanup", lambda m, o: _BreakGraph()))
     model = ir.from_onnx_text(FOLDABLE)
-    with pytest.raises(passes.PassVerificationError, match="breaker") as info:
-        passes.run_passes(model, specs, level=1, verify_each=True)
+    before = ir.to_onnx_text(model)
+    with pytest.raises(passes.PassVerificationError, match="(?s)breaker.*bogus") as info:
+        passes.run_passes(model, specs, level=1, verify_each=True, on_error="raise")
     assert info.value.pass_name == "breaker"
+    assert ir.to_onnx_text(model) == before
+
+
+def test_verify_each_skips_a_breaking_pass_and_runs_the_rest():
+    specs = (*passes.LEVELS[1], PassSpec("breaker", "cleanup", lambda m, o: _BreakGraph()))
+    model = ir.from_onnx_text(FOLDABLE)
+    report = passes.run_passes(model, specs, level=1, verify_each=True)
+    ir.verify(model)
+    assert [f.pass_name for f in report.failures] == ["breaker"]
+    assert "bogus" in report.failures[0].error
+    assert "Identity" not in op_types(model)  # the other passes still ran
+    assert "skipped pass 'breaker' failed" in report.summary()
 
 
 class _AlwaysModified(ir.passes.InPlacePass):
@@ -143,7 +156,7 @@ g (bool cond, float[2,3] x) => (float[3,2] y) {
 def test_optimizes_if_bodies_and_keeps_outer_captures(cond):
     model = ir.from_onnx_text(SUBGRAPH)
     optimized = copy_model(model)
-    passes.optimize(optimized, verify_each=True)
+    passes.optimize(optimized, verify_each=True, on_error="raise")
     if_node = next(n for n in optimized.graph if n.op_type == "If")
     body = if_node.attributes["then_branch"].value
     # T(Relu(T(t))) with t captured from outside is Relu(t): still the outer capture
