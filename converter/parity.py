@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from converter.errors import CrossgraphError, InputError, NotYetSupportedError
-from converter.runners import Runner, Signature, open_runner
+from converter.runners import OnnxRunner, Runner, Signature, open_runner
 from converter.visual import progress
 from ir.symbols import default_symbol
 
@@ -153,13 +153,17 @@ def validate(
         safety.check_source(obj, formats.detect_source(obj, fmt), unsafe_load=unsafe_load)
     src = open_runner(source, source_format, device=device, signature=signature, unsafe_load=unsafe_load)
     dst = open_runner(converted, converted_format, device=device, unsafe_load=unsafe_load)
-    signature = src.signature() or dst.signature()
+    signature = src.signature()
+    if signature is None and model is not None:
+        signature = ir_signature(model)  # the IR keeps the source's input order
+    if signature is None and (src.named_inputs or isinstance(dst, OnnxRunner)):
+        signature = dst.signature()  # fed by name, or an ONNX graph that keeps the source's order
     if signature is None:
-        if model is None:
-            # Neither runtime records shapes (live modules, TorchScript): read them from the IR.
-            from converter import api
+        # A positional source (live module, TorchScript, .pt2) and a result that reorders
+        # its inputs (SavedModel, TFLite): the IR gives the source's order and shapes.
+        from converter import api
 
-            model = api.load(source, format=source_format, inputs=spec_inputs, unsafe_load=unsafe_load)
+        model = api.load(source, format=source_format, inputs=spec_inputs, unsafe_load=unsafe_load)
         signature = ir_signature(model)
     results: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     feeds_shapes: dict[str, list[int]] = {}

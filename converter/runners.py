@@ -31,6 +31,8 @@ class Runner:
     """Runs one model in its native runtime."""
 
     note = ""
+    #: Whether ``run`` matches feeds to inputs by name (else by position).
+    named_inputs = True
 
     def signature(self) -> Signature | None:
         return None
@@ -104,7 +106,9 @@ class OnnxRunner(Runner):
 
 
 class TorchScriptRunner(Runner):
-    """``torch.jit.load``; inputs are passed positionally in signature order."""
+    """``torch.jit.load``; inputs by name for crossgraph's modules, else by position."""
+
+    named_inputs = False
 
     def __init__(self, path: Any, device: str) -> None:
         import torch
@@ -119,13 +123,22 @@ class TorchScriptRunner(Runner):
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
+        names = list(getattr(self.module, "input_names", None) or [])
+        if names and set(names) == set(feeds):  # a crossgraph module records its inputs: feed by name
+            feeds = {n: feeds[n] for n in names}
         with torch.no_grad():
             out = self.module(*[torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for v in feeds.values()])
-        return _torch_outputs(out)
+        outputs = _torch_outputs(out)
+        out_names = list(getattr(self.module, "output_names", None) or [])
+        if len(out_names) == len(outputs):
+            return dict(zip(out_names, outputs.values(), strict=True))
+        return outputs
 
 
 class TorchRunner(Runner):
-    """A live nn.Module / ExportedProgram / ScriptModule, or a ``.pt2`` file."""
+    """A live nn.Module / ExportedProgram / ScriptModule, or a ``.pt2`` file (inputs by position)."""
+
+    named_inputs = False
 
     def __init__(self, obj: Any, device: str, *, unsafe_load: bool = False) -> None:
         import torch
@@ -176,7 +189,8 @@ class SavedModelRunner(Runner):
 
     def signature(self) -> Signature:
         _, kwargs = self.fn.structured_input_signature
-        return [(name, _tf_dims(spec.shape), spec.dtype.name) for name, spec in kwargs.items()]
+        # The loaded signature's order varies between processes; the TF front end sorts by name too.
+        return [(name, _tf_dims(spec.shape), spec.dtype.name) for name, spec in sorted(kwargs.items())]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         tf = _import_tf()

@@ -21,6 +21,8 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
 import ir
 from converter.errors import CrossgraphError, InputError
 from converter.frontends.tensorflow import naming, repairs
@@ -77,6 +79,7 @@ def to_ir(traced: Traced, opset: int = ir.DEFAULT_OPSET) -> ir.Model:
             raise CrossgraphError(
                 f"tf2onnx could not convert {traced.description}: {type(e).__name__}: {e}"
             ) from e
+    _captures_to_initializers(proto, traced)
     model = _finish(proto, traced, _unsupported(records), opset)
     try:
         ir.verify(model)
@@ -116,6 +119,34 @@ def _unsupported(records: list[logging.LogRecord]) -> list[tuple[str, str]]:
         if match:
             found.append((match["op"], match["name"]))
     return found
+
+
+def _captures_to_initializers(proto: Any, traced: Traced) -> None:
+    """Constants the function captured from eager code become initializers, not graph inputs.
+
+    tf2onnx freezes variables but leaves captured eager tensors (a Keras
+    ``Normalization`` layer's mean and variance, say) as placeholders, which would
+    surface as extra model inputs.
+    """
+    import onnx
+    import tensorflow as tf
+
+    try:
+        concrete = traced.function.get_concrete_function(*traced.signature)
+    except (TypeError, ValueError):
+        return
+    values = {}
+    for external, internal in concrete.graph.captures:
+        if internal.dtype != tf.resource and hasattr(external, "numpy"):
+            values[internal.name] = external.numpy()
+    if not values:
+        return
+    kept = [i for i in proto.graph.input if i.name not in values]
+    moved = [i.name for i in proto.graph.input if i.name in values]
+    del proto.graph.input[:]
+    proto.graph.input.extend(kept)
+    for name in moved:
+        proto.graph.initializer.append(onnx.numpy_helper.from_array(np.asarray(values[name]), name))
 
 
 @contextlib.contextmanager
