@@ -19,12 +19,31 @@ GELU_ERF = """g (float[batch,8] x) => (float[batch,8] y) {{
 }}"""
 
 
+# Keras' exact GELU as tf2onnx emits it (Erfc repaired to 1 - Erf): 0.5 * x * (1 - Erf(-x / sqrt 2))
+GELU_ERFC = """g (float[batch,8] x) => (float[batch,8] y) {{
+   half = Constant<value: tensor = float {{0.5}}>()
+   hx = Mul(half, x)
+   n = Neg(x)
+   r = Constant<value: tensor = float {{0.70710677}}>()
+   s = Mul(n, r)
+   e = Erf(s)
+   one = Constant<value: tensor = float {{1.0}}>()
+   c = Sub(one, e)
+   y = Mul(hx, c)
+}}"""
+
+
 def _at(opset: int, body: str) -> ir.Model:
     return ir.from_onnx_text(f'<ir_version: 10, opset_import: ["" : {opset}]>\n' + body)
 
 
 def test_erf_gelu_fuses_at_opset_20():
     optimized, _ = optimize_and_compare(_at(20, GELU_ERF.format()))
+    assert op_types(optimized) == ["Gelu"]
+
+
+def test_erfc_form_of_gelu_fuses_at_opset_20():
+    optimized, _ = optimize_and_compare(_at(20, GELU_ERFC.format()))
     assert op_types(optimized) == ["Gelu"]
 
 
