@@ -28,10 +28,13 @@ from converter.frontends.torch.ops import (  # noqa: E402,F401  (registers the t
     elementwise,
     indexing,
     linalg,
+    math,
     nn,
     reduce,
     rnn,
+    scatter,
     shape,
+    sorting,
     symint,
 )
 

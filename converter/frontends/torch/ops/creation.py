@@ -30,6 +30,7 @@ def full(e: Emitter, size: list[Any], fill_value: Any, **kwargs: Any) -> ir.Valu
 
 @ATEN.register("aten::zeros")
 @ATEN.register("aten::empty.memory_format")
+@ATEN.register("aten::empty_permuted")
 @ATEN.register("aten::empty_strided")
 def zeros(e: Emitter, size: list[Any], *args: Any, **kwargs: Any) -> ir.Value:
     return _filled(e, e.shape_vector(size), 0)
@@ -77,10 +78,16 @@ def scalar_tensor(e: Emitter, value: Any, **kwargs: Any) -> ir.Value:
     return e.operand(value, e.out_dtype)
 
 
+_RANGE_TYPES = (ir.DataType.FLOAT, ir.DataType.DOUBLE, ir.DataType.INT16, ir.DataType.INT32, ir.DataType.INT64)
+
+
 @ATEN.register("aten::arange.start_step")
 @ATEN.register("aten::arange.start")
 def arange(e: Emitter, start: Any, end: Any, step: Any = 1, **kwargs: Any) -> ir.Value:
     dt = e.out_dtype
+    if dt not in _RANGE_TYPES:  # counted in int64 (or float), then cast
+        wide = ir.DataType.DOUBLE if dt.is_floating_point() else ir.DataType.INT64
+        return e.cast(e.op("Range", e.operand(start, wide), e.operand(end, wide), e.operand(step, wide)), dt)
     return e.op("Range", e.operand(start, dt), e.operand(end, dt), e.operand(step, dt))
 
 

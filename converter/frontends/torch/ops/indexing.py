@@ -49,6 +49,9 @@ def index(e: Emitter, x: ir.Value, indices: list[ir.Value | None]) -> ir.Value:
 
 @ATEN.register("aten::index_select")
 def index_select(e: Emitter, x: ir.Value, dim: int, index: ir.Value) -> ir.Value:
+    if rank(x) == 0:  # a 0-d tensor is indexed as one element
+        picked = e.op("Gather", e.op("Reshape", x, e.ints([1])), e.op("Reshape", e.cast(index, INT64), e.ints([-1])), axis=0)
+        return e.op("Reshape", picked, e.ints([]))
     return e.op("Gather", x, e.cast(index, INT64), axis=dim)
 
 
@@ -74,3 +77,12 @@ def scatter(e: Emitter, x: ir.Value, dim: int, index: ir.Value, src: Any) -> ir.
 @ATEN.register("aten::scatter_add")
 def scatter_add(e: Emitter, x: ir.Value, dim: int, index: ir.Value, src: ir.Value) -> ir.Value:
     return e.op("ScatterElements", x, e.cast(index, INT64), e.cast(src, x.dtype), axis=dim, reduction="add")
+
+
+@ATEN.register("aten::nonzero")
+def nonzero(e: Emitter, x: ir.Value) -> ir.Value:
+    # ONNX lists the coordinates axis by axis ([rank, count]); torch one row per element.
+    if rank(x) == 0:
+        x = e.op("Reshape", x, e.ints([1]))
+        return e.op("Slice", e.op("Transpose", e.op("NonZero", x), perm=[1, 0]), e.ints([0]), e.ints([0]), e.ints([1]))
+    return e.op("Transpose", e.op("NonZero", x), perm=[1, 0])

@@ -80,6 +80,8 @@ def min_dim(e: Emitter, x: ir.Value, dim: int, keepdim: bool = False) -> tuple[i
 
 
 def _arg(e: Emitter, onnx_op: str, x: ir.Value, dim: int | None, keepdim: bool) -> ir.Value:
+    if rank(x) == 0:
+        return e.const(np.int64(0))
     if dim is None:
         flat = e.op("Reshape", x, e.ints([-1]))
         out = e.op(onnx_op, flat, axis=0, keepdims=0)
@@ -146,4 +148,50 @@ def cumsum(e: Emitter, x: ir.Value, dim: int, *, dtype: Any = None) -> ir.Value:
 
 @ATEN.register("aten::logsumexp")
 def logsumexp(e: Emitter, x: ir.Value, dim: Any, keepdim: bool = False) -> ir.Value:
+    x = e.cast(x, e.out_dtype)
+    if rank(x) == 0:
+        return x
     return e.op("ReduceLogSumExp", x, e.ints(axis_list(dim, rank(x))), keepdims=keepdim)
+
+
+@ATEN.register("aten::prod")
+def prod_all(e: Emitter, x: ir.Value, *, dtype: Any = None) -> ir.Value:
+    return _reduce(e, "ReduceProd", e.cast(x, e.out_dtype), None, False)
+
+
+@ATEN.register("aten::var_mean.correction")
+def var_mean(e: Emitter, x: ir.Value, dim: Any = None, *, correction: Any = None, keepdim: bool = False) -> tuple[ir.Value, ir.Value]:
+    mean = _reduce(e, "ReduceMean", e.cast(x, e.out_dtype), dim, keepdim)
+    return var(e, x, dim, correction=correction, keepdim=keepdim), mean
+
+
+@ATEN.register("aten::linalg_vector_norm")
+def linalg_vector_norm(e: Emitter, x: ir.Value, ord: Any = 2, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> ir.Value:  # noqa: A002
+    """``ord`` 2 and 1 are ReduceL2/ReduceL1, ±inf the max/min of ``|x|``, 0 a count of
+    non-zeros, any other p ``(Σ|x|^p)^(1/p)``."""
+    dt = e.out_dtype
+    magnitude = e.op("Abs", e.cast(x, dt))
+    if ord == 0:
+        magnitude = e.cast(e.op("Not", e.op("Equal", magnitude, e.const(0, dt))), dt)
+    magnitude.shape = x.shape  # elementwise so far; _reduce reads the rank
+    if rank(x) == 0:
+        return magnitude
+    if ord == 0:
+        return _reduce(e, "ReduceSum", magnitude, dim, keepdim)
+    if ord in (2, 1):
+        return _reduce(e, "ReduceL2" if ord == 2 else "ReduceL1", magnitude, dim, keepdim)
+    if ord in (float("inf"), float("-inf")):
+        return _reduce(e, "ReduceMax" if ord > 0 else "ReduceMin", magnitude, dim, keepdim)
+    p = e.const(float(ord), dt)
+    powered = e.op("Pow", magnitude, p)
+    powered.shape = x.shape
+    total = _reduce(e, "ReduceSum", powered, dim, keepdim)
+    return e.op("Pow", total, e.op("Reciprocal", p))
+
+
+@ATEN.register("aten::dist")
+def dist(e: Emitter, a: ir.Value, b: ir.Value, p: Any = 2) -> ir.Value:
+    dt = e.out_dtype
+    diff = e.op("Sub", e.cast(a, dt), e.cast(b, dt))
+    diff.shape = ir.Shape([None] * max(rank(a), rank(b)))  # only its rank is read
+    return linalg_vector_norm(e, diff, p)

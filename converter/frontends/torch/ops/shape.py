@@ -24,6 +24,7 @@ def _index(e: Emitter, x: Any) -> ir.Value:
 
 
 @ATEN.register("aten::view")
+@ATEN.register("aten::view_copy")
 @ATEN.register("aten::_unsafe_view")
 @ATEN.register("aten::reshape")
 def view(e: Emitter, x: ir.Value, size: list[Any]) -> ir.Value:
@@ -31,6 +32,7 @@ def view(e: Emitter, x: ir.Value, size: list[Any]) -> ir.Value:
 
 
 @ATEN.register("aten::permute")
+@ATEN.register("aten::permute_copy")
 def permute(e: Emitter, x: ir.Value, dims: list[int]) -> ir.Value:
     return e.op("Transpose", x, perm=axis_list(dims, rank(x)))
 
@@ -67,6 +69,8 @@ def unsqueeze(e: Emitter, x: ir.Value, dim: int) -> ir.Value:
 @ATEN.register("aten::squeeze")
 def squeeze(e: Emitter, x: ir.Value, dim: Any = None) -> ir.Value:
     n = rank(x)
+    if isinstance(dim, list | tuple) and not dim:
+        return x  # squeeze.dims with no dims squeezes nothing
     candidates = range(n) if dim is None else axis_list(dim, n)
     axes = [a for a in candidates if x.shape[a] == 1]  # torch leaves other dims alone
     if not axes:
@@ -105,6 +109,7 @@ def split_with_sizes(e: Emitter, x: ir.Value, split_sizes: list[Any], dim: int =
 
 
 @ATEN.register("aten::unbind.int")
+@ATEN.register("aten::unbind_copy.int")
 def unbind(e: Emitter, x: ir.Value, dim: int = 0) -> list[ir.Value]:
     n = len(e.meta)
     axis = e.ints([dim])
@@ -122,6 +127,7 @@ def slice(e: Emitter, x: ir.Value, dim: int = 0, start: Any = None, end: Any = N
 
 
 @ATEN.register("aten::narrow")
+@ATEN.register("aten::narrow_copy")
 def narrow(e: Emitter, x: ir.Value, dim: int, start: Any, length: Any) -> ir.Value:
     end = start + length if isinstance(start, int) and isinstance(length, int) else e.op("Add", e.operand(start, ir.DataType.INT64), e.operand(length, ir.DataType.INT64))
     return e.op("Slice", x, _index(e, start), _index(e, end), e.ints([dim]))
@@ -163,3 +169,21 @@ def tril(e: Emitter, x: ir.Value, diagonal: int = 0) -> ir.Value:
 @ATEN.register("aten::triu")
 def triu(e: Emitter, x: ir.Value, diagonal: int = 0) -> ir.Value:
     return e.op("Trilu", x, e.const(np.int64(diagonal)), upper=1)
+
+
+@ATEN.register("aten::unfold")
+def unfold(e: Emitter, x: ir.Value, dimension: int, size: int, step: int) -> ir.Value:
+    """Windows of ``size`` every ``step`` along ``dimension``: a ``Gather`` of static
+    positions ``[windows, size]``, whose window axis moves last as torch's does."""
+    n = rank(x)
+    if n == 0:
+        return e.op("Unsqueeze", x, e.ints([0]))
+    dim = dimension % n
+    length = x.shape[dim]
+    if not isinstance(length, int):
+        raise NotImplementedError("unfold over a dynamic dim")
+    starts = range(0, length - size + 1, step)
+    positions = np.array([[s + i for i in range(size)] for s in starts], dtype=np.int64).reshape(len(starts), size)
+    out = e.op("Gather", x, e.const(positions), axis=dim)
+    perm = [a for a in range(n + 1) if a != dim + 1] + [dim + 1]
+    return e.op("Transpose", out, perm=perm)
