@@ -10,8 +10,10 @@ stored pre-transposed in TensorFlow's filter layout.
 
 The ``serving_default`` signature takes and returns the model's own input and
 output names, sanitized where TensorFlow requires (``[A-Za-z][A-Za-z0-9_]*``);
-``assets.extra/crossgraph.json`` records the mapping, the symbolic dims and the
-number of Transpose ops in the traced graph. The directory needs nothing but
+``assets.extra/crossgraph.json`` records the mapping, the symbolic dims, the
+number of Transpose ops in the traced graph and how many of them move
+activations (the rest act on constants, which TensorFlow folds at load).
+Signature inputs and outputs must be tensors (no sequences or optionals). The directory needs nothing but
 TensorFlow to load (``tf.saved_model.load``, ``saved_model_cli``).
 
 Example:
@@ -53,6 +55,43 @@ class Built:
             count += sum(1 for n in fn.node_def if n.op == "Transpose")
         return count
 
+    def activation_transpose_count(self) -> int:
+        """Transpose ops of the main graph that move data derived from the inputs (not weights or
+        other constants, which TensorFlow's graph optimizer folds once when the model loads)."""
+        graph_def = self.function.graph.as_graph_def()
+        nodes = {n.name: n for n in graph_def.node}
+        on_data: dict[str, bool] = {}
+
+        def depends_on_input(name: str) -> bool:
+            stack, seen = [name], set()
+            while stack:
+                current = stack.pop()
+                if current in on_data:
+                    if on_data[current]:
+                        return True
+                    continue
+                node = nodes.get(current)
+                if node is None or current in seen:
+                    continue
+                seen.add(current)
+                if node.op == "Placeholder" and not _is_captured(node):
+                    return True
+                stack.extend(i.lstrip("^").split(":")[0] for i in node.input)
+            return False
+
+        count = 0
+        for node in graph_def.node:
+            if node.op == "Transpose":
+                on_data[node.name] = depends_on_input(node.input[0].split(":")[0])
+                count += on_data[node.name]
+        return count
+
+
+def _is_captured(node: Any) -> bool:
+    """A placeholder that stands for a captured variable handle, not a signature input."""
+    dtype = node.attr["dtype"].type if "dtype" in node.attr else None
+    return dtype == 20  # DT_RESOURCE
+
 
 def sanitize_names(names: list[str]) -> dict[str, str]:
     """Unique TensorFlow-safe names (``[A-Za-z][A-Za-z0-9_]*``) for ``names``, in order."""
@@ -85,11 +124,25 @@ def _is_variable(array: Any) -> bool:
     return array.dtype.kind == "f" and array.size > VARIABLE_MIN_SIZE
 
 
+def _check_signature_types(model: ir.Model) -> None:
+    """Signature inputs and outputs must be tensors: a SavedModel signature has no sequences or optionals."""
+    from converter.errors import NotYetSupportedError
+
+    values = [v for v in model.graph.inputs if not v.is_initializer()] + list(model.graph.outputs)
+    bad = [v.name for v in values if v.type is not None and not isinstance(v.type, ir.TensorType)]
+    if bad:
+        raise NotYetSupportedError(
+            f"a SavedModel signature takes and returns tensors only; {', '.join(bad)} "
+            "are sequences or optionals",
+            hint="keep sequences inside the graph (build them from tensor inputs, return tensors)")
+
+
 def build(model: ir.Model, *, channels_last: bool = True) -> Built:
     """Trace ``model`` into a ``tf.Module`` with a ``serve`` function and its concrete function.
 
     Raises:
         MissingKernelsError: ops without a TensorFlow kernel, all listed.
+        NotYetSupportedError: a signature input or output is a sequence or an optional.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -98,6 +151,7 @@ def build(model: ir.Model, *, channels_last: bool = True) -> Built:
 
     Walker(model)  # checks kernels before any work
     graph = model.graph
+    _check_signature_types(model)
     module = tf.Module()
     params: dict[tuple[str, str | None], Any] = {}
     variables = []
@@ -136,6 +190,7 @@ def _manifest(model: ir.Model, built: Built) -> dict[str, Any]:
         "outputs": [entry(v, built.outputs[v.name]) for v in model.graph.outputs],
         "opset": model.opset_imports.get("", model.opset_imports.get("ai.onnx")),
         "transposes": built.transpose_count(),
+        "activation_transposes": built.activation_transpose_count(),
     }
 
 

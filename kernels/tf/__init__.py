@@ -2,8 +2,11 @@
 
 Every kernel is written in ``tf.*`` ops only and works both eagerly and inside a
 ``tf.function`` whose input signature has ``None`` dims: dynamic sizes come from
-``tf.shape``, and values that must be known while tracing (axes, pads) are read
-with ``tf.get_static_value`` and refused with a clear error when they are not.
+``tf.shape``. Shape-like inputs (axes, pads, split sizes, Resize scales and
+sizes) take a fast path when ``tf.get_static_value`` knows them while tracing
+and are otherwise handled as run-time tensors; what truly must be static (a
+count that fixes the output rank, a sequence position) is refused with a clear
+error.
 
 Calling convention (the same as the torch kernels'):
 
@@ -14,6 +17,8 @@ Calling convention (the same as the torch kernels'):
   (see ``kernels.tf.control``). Kernels with a ``num_outputs`` parameter are told
   how many outputs the node uses.
 - A kernel returns a tensor, or a tuple / list of tensors in ONNX output order.
+  A sequence value is a Python list of tensors (so a kernel producing one
+  returns it in a 1-tuple), an empty optional is ``None``.
 
 Convolutions and pools run channels-last inside (TensorFlow's CPU kernels are
 NHWC only); ``kernels.tf.nn`` also exposes the channels-last cores that the
@@ -33,14 +38,22 @@ TF = KernelTable("tf")
 # Families register into TF on import.
 from kernels.tf import (  # noqa: E402,F401
     activation,
+    attention,
     control,
     elementwise,
+    image,
     linalg,
+    loss,
     nn,
     normalization,
+    pad,
+    quant,
     reduce,
     resize,
+    rnn,
+    sequence,
     shape,
+    strings,
     tensor,
 )
 

@@ -5,11 +5,14 @@ by the walker in ``kernels.tf.run``): ``body(*args) -> list[tf.Tensor]``, with
 ``output_dtypes`` (TensorFlow dtypes of its outputs, ``None`` where unknown).
 Eagerly, ``tf.cond`` and ``tf.while_loop`` run as Python control flow; inside a
 ``tf.function`` they become graph control flow, so trip counts and conditions
-stay dynamic in a SavedModel.
+stay dynamic in a SavedModel. A Loop that carries sequences (Python lists) or
+optionals is unrolled while tracing instead, which needs its trip count and
+conditions to be constants.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from kernels.tf import TF
@@ -45,10 +48,33 @@ def if_(cond, then_branch, else_branch):
     return tf.cond(_scalar_bool(cond), then_branch, else_branch)
 
 
+def _unrolled_loop(max_trip, cond, initial: list, body, k: int) -> list:
+    """Loop in Python (carried sequences and optionals cannot be ``tf.while_loop`` state): the trip
+    count and every iteration's condition must be known while tracing."""
+    trip = None if max_trip is None else static(max_trip)
+    keep = True if cond is None else static(cond)
+    if (max_trip is not None and trip is None) or keep is None:
+        raise ValueError("a Loop carrying sequences needs a constant trip count and condition")
+    n = len(initial)
+    carried, scans, i = list(initial), [[] for _ in range(k)], 0
+    while bool(np.asarray(keep).reshape(-1)[0]) and (trip is None or i < int(np.asarray(trip).reshape(-1)[0])):
+        outs = body(tf.constant(i, tf.int64), tf.constant(True), *carried)
+        keep = static(outs[0])
+        if keep is None:
+            raise ValueError("a Loop carrying sequences needs a condition known while tracing")
+        carried = list(outs[1:1 + n])
+        for values, out in zip(scans, outs[1 + n:], strict=True):
+            values.append(out)
+        i += 1
+    return carried + [tf.stack(values) for values in scans]
+
+
 @TF.register("Loop", since=1)
 def loop(max_trip, cond, initial, body, num_outputs: int = 0):
     n = len(initial)
     k = num_outputs - n
+    if any(v is None or isinstance(v, list) for v in initial):
+        return _unrolled_loop(max_trip, cond, initial, body, k)
     trip = tf.reshape(tf.cast(max_trip, tf.int64), []) if max_trip is not None else None
     keep = _scalar_bool(cond) if cond is not None else tf.constant(True)
 

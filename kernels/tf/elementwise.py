@@ -41,7 +41,6 @@ _UNARY: dict[str, Callable] = {
     "Not": tf.logical_not,
     "BitwiseNot": tf.bitwise.invert,
     "IsNaN": tf.math.is_nan,
-    "Identity": tf.identity,
 }
 
 #: Binary ops that are one TensorFlow call with numpy broadcasting.
@@ -66,6 +65,13 @@ for _op, _fn in _UNARY.items():
     TF.register(_op)(_named(_op.lower(), lambda x, _f=_fn: _f(x)))
 for _op, _fn in _BINARY.items():
     TF.register(_op)(_named(_op.lower(), lambda a, b, _f=_fn: _f(a, b)))
+
+
+@TF.register("Identity")
+def identity(x):
+    if x is None or isinstance(x, list):  # an empty optional, or a sequence (in a 1-tuple: one output)
+        return (x,)
+    return tf.identity(x)
 
 
 @TF.register("Div")

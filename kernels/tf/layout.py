@@ -5,8 +5,8 @@ stays so through every op below that can work on it in that layout; the walk
 transposes it back only when an op needs ONNX's layout (``Flatten``,
 ``Reshape``, ``Softmax`` over an axis, a graph output):
 
-1. Conv, ConvTranspose, MaxPool, AveragePool, LpPool: channels-last core, filter
-   pre-transposed when the weight is an initializer.
+1. Conv, ConvTranspose, MaxPool, AveragePool, LpPool, LRN: channels-last core,
+   filter pre-transposed when the weight is an initializer.
 2. BatchNormalization (inference), GlobalAveragePool, GlobalMaxPool: on the
    channel axis moved last.
 3. Elementwise ops (unary, binary, variadic, Where, Clip, PRelu): every operand
@@ -118,7 +118,10 @@ def _as_channels_last(t: Any, r: int) -> Any:
         return tf.constant(np.transpose(full, channels_last_perm(r)))
     for _ in range(r - k):
         t = tf.expand_dims(t, 0)
-    return tf.transpose(t, channels_last_perm(r))
+    perm = channels_last_perm(r)
+    if t.shape.is_fully_defined() and sum(d != 1 for d in t.shape) <= 1:  # e.g. a [1, C, 1, 1] scale: a free reshape
+        return tf.reshape(t, [t.shape[i] for i in perm])
+    return tf.transpose(t, perm)
 
 
 def _elementwise(w: Walker, node: ir.Node, env: Env) -> bool:
@@ -166,6 +169,7 @@ LAYOUT_RULES: dict[str, Rule] = {
     "MaxPool": _spatial_rule(nn.max_pool_channels_last),
     "AveragePool": _spatial_rule(nn.average_pool_channels_last),
     "LpPool": _spatial_rule(nn.lp_pool_channels_last),
+    "LRN": _spatial_rule(nn.lrn_channels_last),
     "GlobalAveragePool": _global_pool("avg"),
     "GlobalMaxPool": _global_pool("max"),
     "BatchNormalization": _batch_norm,

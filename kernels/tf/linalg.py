@@ -26,6 +26,8 @@ def gemm(a, b, c=None, alpha: float = 1.0, beta: float = 1.0, transA: int = 0, t
     if alpha != 1.0:
         y = y * tf.cast(alpha, y.dtype)
     if c is not None:
+        if c.shape.rank == 2 and c.shape[0] == 1:  # [1, N] broadcasts as [N]; TensorFlow fuses a 1-D bias only
+            c = tf.reshape(c, [-1])
         y = y + (c * tf.cast(beta, c.dtype) if beta != 1.0 else c)
     return y
 

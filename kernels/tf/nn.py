@@ -15,7 +15,6 @@ its begin padding).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -41,21 +40,34 @@ def conv_filter(w: Any) -> Any:
 conv_transpose_filter = conv_filter
 
 
-def _spatial(x: tf.Tensor) -> list[int | None]:
-    """Static spatial sizes of a channels-last tensor (None where dynamic)."""
-    return list(x.shape[1:-1])
+def _spatial(x: tf.Tensor) -> list[Any]:
+    """Spatial sizes of a channels-last tensor: ints where static, scalar int32 tensors where dynamic."""
+    return [d if d is not None else tf.shape(x)[i + 1] for i, d in enumerate(x.shape[1:-1])]
+
+
+def _is_static(values) -> bool:
+    return all(isinstance(v, (int, np.integer)) for v in values)
+
+
+def _max0(v: Any) -> Any:
+    return max(0, v) if _is_static([v]) else tf.maximum(0, v)
+
+
+def _ceil_div(a: Any, b: int) -> Any:
+    return -(-a // b) if _is_static([a]) else (a + b - 1) // b
 
 
 def _pad_pairs(sizes, kernel, strides, dilations, auto_pad: str, pads, ceil_mode: int = 0) -> Pairs:
-    """(begin, end) padding per spatial axis, the end including any ceil_mode extra."""
+    """(begin, end) padding per spatial axis, the end including any ceil_mode extra.
+
+    Where a size is dynamic (a tensor) the same arithmetic yields tensors.
+    """
     n = len(kernel)
     eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        if any(s is None for s in sizes):
-            raise ValueError(f"auto_pad={auto_pad} needs static spatial sizes, got {sizes}")
         pairs = []
         for size, k, s in zip(sizes, eff, strides, strict=True):
-            total = max(0, (math.ceil(size / s) - 1) * s + k - size)
+            total = _max0((_ceil_div(size, s) - 1) * s + k - size)
             small, big = total // 2, total - total // 2
             pairs.append((small, big) if auto_pad == "SAME_UPPER" else (big, small))
         return pairs
@@ -68,20 +80,34 @@ def _pad_pairs(sizes, kernel, strides, dilations, auto_pad: str, pads, ceil_mode
     return pairs
 
 
-def _ceil_extra(size: int | None, k: int, s: int, begin: int, end: int) -> int:
-    if size is None:
-        raise ValueError("ceil_mode needs static spatial sizes")
+def _ceil_extra(size: Any, k: int, s: int, begin: int, end: int) -> Any:
     padded = size + begin + end
-    out = math.ceil((padded - k) / s) + 1
-    if (out - 1) * s >= size + begin:  # the last window would start in the end padding
-        out -= 1
-    return max(0, (out - 1) * s + k - padded)
+    out = _ceil_div(padded - k, s) + 1
+    if _is_static([size]):
+        if (out - 1) * s >= size + begin:  # the last window would start in the end padding
+            out -= 1
+    else:
+        out = tf.where((out - 1) * s >= size + begin, out - 1, out)
+    return _max0((out - 1) * s + k - padded)
+
+
+def _no_padding(pairs: Pairs) -> bool:
+    flat = [v for p in pairs for v in p]
+    return _is_static(flat) and not any(flat)
+
+
+def _paddings(pairs: Pairs) -> Any:
+    """tf.pad's paddings for a channels-last tensor: a list when static, else a tensor."""
+    rows = [[0, 0], *[list(p) for p in pairs], [0, 0]]
+    if _is_static([v for p in pairs for v in p]):
+        return rows
+    return tf.stack([tf.stack([tf.cast(v, tf.int32) for v in row]) for row in rows])
 
 
 def _pad(x: tf.Tensor, pairs: Pairs, value: Any = 0) -> tf.Tensor:
-    if not any(b or e for b, e in pairs):
+    if _no_padding(pairs):
         return x
-    return tf.pad(x, [[0, 0], *[list(p) for p in pairs], [0, 0]], constant_values=value)
+    return tf.pad(x, _paddings(pairs), constant_values=value)
 
 
 def _ints(values, n: int, default: int) -> list[int]:
@@ -93,9 +119,11 @@ def _ints(values, n: int, default: int) -> list[int]:
 
 def _conv(x: tf.Tensor, filt: tf.Tensor, strides: list[int], dilations: list[int], pairs: Pairs) -> tf.Tensor:
     n = len(strides)
-    if n == 2:
-        padding = [[0, 0], *[list(p) for p in pairs], [0, 0]] if any(b or e for b, e in pairs) else "VALID"
+    if n == 2 and _is_static([v for p in pairs for v in p]):
+        padding = "VALID" if _no_padding(pairs) else _paddings(pairs)
         return tf.nn.conv2d(x, filt, strides, padding, dilations=dilations)
+    if n == 2:
+        return tf.nn.conv2d(_pad(x, pairs), filt, strides, "VALID", dilations=dilations)
     x = _pad(x, pairs)
     if n == 1:  # as a 2-D convolution of height 1
         y = tf.nn.conv2d(x[:, tf.newaxis], filt[tf.newaxis], [1, *strides], "VALID", dilations=[1, *dilations])
@@ -124,9 +152,18 @@ def conv(x, w, b=None, **attrs):
     return to_channels_first(conv_channels_last(to_channels_last(x), conv_filter(w), b, **attrs))
 
 
-def _crop_or_pad(y: tf.Tensor, axis: int, begin: int, end: int) -> tf.Tensor:
+def _crop_or_pad(y: tf.Tensor, axis: int, begin: Any, end: Any) -> tf.Tensor:
     """Remove ``begin``/``end`` elements of ``axis`` (negative amounts pad with zeros)."""
     r = rank(y)
+    if not _is_static([begin, end]):
+        pad = [[0, 0]] * r
+        pad[axis] = [tf.maximum(0, -begin), tf.maximum(0, -end)]
+        y = tf.pad(y, tf.convert_to_tensor(pad))
+        start = [0] * r
+        start[axis] = tf.maximum(0, begin)
+        size = [-1] * r
+        size[axis] = tf.shape(y)[axis] - tf.maximum(0, begin) - tf.maximum(0, end)
+        return tf.slice(y, tf.stack(start), tf.stack(size))
     pad = [[0, 0]] * r
     pad[axis] = [max(0, -begin), max(0, -end)]
     if any(p != [0, 0] for p in pad):
@@ -147,8 +184,6 @@ def conv_transpose_channels_last(x, filt, b=None, *, auto_pad: str = "NOTSET", d
     strides, dilations = _ints(strides, n, 1), _ints(dilations, n, 1)
     out_pad = _ints(output_padding, n, 0)
     sizes = _spatial(x)
-    if any(s is None for s in sizes):
-        raise ValueError("ConvTranspose needs static spatial sizes")
     full = [s * (i - 1) + (k - 1) * d + 1 for i, k, s, d in zip(sizes, kernel, strides, dilations, strict=True)]
     if output_shape or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         target = [int(v) for v in output_shape][-n:] if output_shape else [i * s for i, s in zip(sizes, strides, strict=True)]
@@ -223,11 +258,11 @@ def _sum_pool(x, kernel_shape, auto_pad, ceil_mode, dilations, pads, strides, co
     pairs = _pad_pairs(sizes, kernel_shape, strides, dilations, auto_pad, pads, ceil_mode)
     kernel = list(kernel_shape)
     sums = _window(_pad(x, pairs), "SUM", kernel, strides, dilations)
-    if not any(b or e for b, e in pairs):
+    if _no_padding(pairs):
         return sums, None
-    if any(s is None for s in sizes):
-        raise ValueError("padded average pooling needs static spatial sizes")
     explicit = _pad_pairs(sizes, kernel_shape, strides, dilations, auto_pad, pads, 0)
+    if not _is_static([*sizes, *[v for p in pairs for v in p]]):
+        return sums, _dynamic_counts(x, sizes, pairs, explicit, count_include_pad, kernel, strides, dilations)
     mask = np.ones([1, *sizes, 1], np.float32)
     if count_include_pad:  # explicit padding counts, ceil_mode's extra does not
         mask = np.pad(mask, [(0, 0), *explicit, (0, 0)], constant_values=1)
@@ -237,6 +272,17 @@ def _sum_pool(x, kernel_shape, auto_pad, ceil_mode, dilations, pads, strides, co
     mask = np.pad(mask, [(0, 0), *extra, (0, 0)])
     counts = _window(tf.constant(mask), "SUM", kernel, strides, dilations)
     return sums, tf.cast(counts, x.dtype)
+
+
+def _dynamic_counts(x, sizes, pairs, explicit, count_include_pad, kernel, strides, dilations) -> tf.Tensor:
+    """Elements counted per window, as in :func:`_sum_pool`, for sizes known at run time only."""
+    mask = tf.ones(tf.stack([1, *[tf.cast(s, tf.int32) for s in sizes], 1]), x.dtype)
+    if count_include_pad:
+        mask = _pad(mask, explicit, 1)
+        extra = [(0, e - e0) for (_, e), (_, e0) in zip(pairs, explicit, strict=True)]
+    else:
+        extra = pairs
+    return _window(_pad(mask, extra), "SUM", kernel, strides, dilations)
 
 
 def average_pool_channels_last(x, *, kernel_shape, auto_pad: str = "NOTSET", ceil_mode: int = 0,
@@ -289,15 +335,14 @@ def global_max_pool(x):
     return tf.reduce_max(x, axis=list(range(2, rank(x))), keepdims=True)
 
 
-@TF.register("LRN")
-def lrn(x, size: int, alpha: float = 0.0001, beta: float = 0.75, bias: float = 1.0):
-    # Sum of squares over channels [c - (size-1)//2, c + ceil((size-1)/2)], as a 1-D channel convolution.
-    xl = to_channels_last(x)
-    sq = tf.square(xl)
+def lrn_channels_last(x, *, size: int, alpha: float = 0.0001, beta: float = 0.75, bias: float = 1.0):
+    """LRN on a channels-last input: the sum of squares over channels [c - (size-1)//2, c + ceil((size-1)/2)]."""
+    sq = tf.square(x)
     lo, hi = (size - 1) // 2, size - 1 - (size - 1) // 2
-    r = rank(x)
-    padded = tf.pad(sq, [[0, 0]] * (r - 1) + [[lo, hi]])
-    c = tf.shape(xl)[-1]
+    padded = tf.pad(sq, [[0, 0]] * (rank(x) - 1) + [[lo, hi]])
+    c = tf.shape(x)[-1]
     windows = tf.add_n([padded[..., i:i + c] for i in range(size)])
-    y = xl / tf.pow(tf.cast(bias, x.dtype) + tf.cast(alpha / size, x.dtype) * windows, tf.cast(beta, x.dtype))
-    return to_channels_first(y)
+    return x / tf.pow(tf.cast(bias, x.dtype) + tf.cast(alpha / size, x.dtype) * windows, tf.cast(beta, x.dtype))
+
+
+TF.register("LRN")(_nchw(lrn_channels_last))

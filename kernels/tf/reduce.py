@@ -2,7 +2,9 @@
 
 Reduce ops took their axes as an attribute until opset 18 (ReduceSum: 13) and
 as an optional input since; an empty or omitted axes list reduces everything,
-unless ``noop_with_empty_axes`` says to return the input unchanged.
+unless ``noop_with_empty_axes`` says to return the input unchanged. Axes (and
+CumSum's axis) computed at run time are passed to TensorFlow as tensors; only
+their count must be known while tracing, since it fixes the output rank.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from kernels.tf import TF
-from kernels.tf._util import axis_of, rank, static_ints
+from kernels.tf._util import axis_of, rank, static, static_ints
 
 
 def _log_sum_exp(x, axes, keepdims):
@@ -53,11 +55,28 @@ def _reduce(op: str, x, axes, keepdims: int, noop_with_empty_axes: int):
     return _REDUCERS[op](x, axes, bool(keepdims))
 
 
+def _reduce_dynamic(op: str, x, axes, keepdims: int, noop_with_empty_axes: int):
+    """Reduce over axes computed at run time; their count (the axes input's length) must be static."""
+    count = axes.shape.num_elements()
+    if count is None:
+        raise ValueError("the number of axes must be known while tracing")
+    if count == 0:
+        return _reduce(op, x, [], keepdims, noop_with_empty_axes)
+    r = rank(x)
+    axes = tf.reshape(tf.cast(axes, tf.int32), [-1])
+    axes = tf.where(axes < 0, axes + r, axes)
+    y = _REDUCERS[op](x, axes, bool(keepdims))
+    y.set_shape([None] * (r if keepdims else r - count))
+    return y
+
+
 def _register(op: str) -> None:
     def with_attribute(x, axes=None, keepdims: int = 1, noop_with_empty_axes: int = 0):
         return _reduce(op, x, list(axes or []), keepdims, noop_with_empty_axes)
 
     def with_input(x, axes=None, keepdims: int = 1, noop_with_empty_axes: int = 0):
+        if axes is not None and static(axes) is None:
+            return _reduce_dynamic(op, x, axes, keepdims, noop_with_empty_axes)
         values = static_ints(axes, "axes") if axes is not None else []
         return _reduce(op, x, values, keepdims, noop_with_empty_axes)
 
@@ -93,16 +112,21 @@ def arg_min(x, axis: int = 0, keepdims: int = 1, select_last_index: int = 0):
     return _arg(tf.argmin, x, axis, keepdims, select_last_index)
 
 
+def _scan_axis(x, axis):
+    """A CumSum/CumProd axis: a Python int when constant, else a scalar tensor (negative allowed)."""
+    if static(axis) is not None:
+        return axis_of(static_ints(axis, "axis")[0], rank(x))
+    return tf.reshape(tf.cast(axis, tf.int32), [])
+
+
 @TF.register("CumSum", since=11)
 def cum_sum(x, axis, exclusive: int = 0, reverse: int = 0):
-    a = axis_of(static_ints(axis, "axis")[0], rank(x))
-    return tf.cumsum(x, a, exclusive=bool(exclusive), reverse=bool(reverse))
+    return tf.cumsum(x, _scan_axis(x, axis), exclusive=bool(exclusive), reverse=bool(reverse))
 
 
 @TF.register("CumProd", since=26)
 def cum_prod(x, axis, exclusive: int = 0, reverse: int = 0):
-    a = axis_of(static_ints(axis, "axis")[0], rank(x))
-    return tf.math.cumprod(x, a, exclusive=bool(exclusive), reverse=bool(reverse))
+    return tf.math.cumprod(x, _scan_axis(x, axis), exclusive=bool(exclusive), reverse=bool(reverse))
 
 
 @TF.register("TopK", since=11)

@@ -5,7 +5,13 @@ while tracing (numpy, float64, as onnx's reference does) from the
 ``coordinate_transformation_mode``; the axis is then resampled by gathering the
 neighbouring rows and summing them with their weights. Neighbours outside the
 input repeat the edge (or get weight 0 with ``exclude_outside``). Antialiasing
-is not implemented. The resized axes' input sizes must be static.
+is not implemented.
+
+When an input size, the output size, the scale or the roi of an axis is only
+known at run time (dynamic spatial dims, scales or sizes computed in the
+graph), the same coordinate and weight formulas run as TensorFlow ops on
+float64 tensors instead of numpy (``_tf_*`` below). Only the number of resized
+axes must be known while tracing.
 """
 
 from __future__ import annotations
@@ -85,55 +91,153 @@ def _neighbours(x: np.ndarray, size: int, mode: str, nearest_mode: str, cubic_co
     return np.clip(idx, 0, size - 1), w
 
 
-def _resize_axis(x: tf.Tensor, axis: int, out: int, scale: float, roi, attrs: dict) -> tf.Tensor:
-    size = x.shape[axis]
-    if size is None:
-        raise ValueError(f"Resize needs the static size of resized axis {axis}")
-    mode = attrs["coordinate_transformation_mode"]
-    coords = _source_coords(mode, out, size, scale, roi)
-    idx, w = _neighbours(coords, size, attrs["mode"], attrs["nearest_mode"], attrs["cubic_coeff_a"],
-                         attrs["exclude_outside"])
-    r = rank(x)
-    gathered = tf.gather(x, idx.reshape(-1), axis=axis)  # [..., out * k, ...]
-    k = idx.shape[1]
-    shape = tf.concat([tf.shape(x)[:axis], [out, k], tf.shape(x)[axis + 1:]], 0)
-    gathered = tf.reshape(gathered, shape)
-    wshape = [out, k] + [1] * (r - axis - 1)
-    compute = gathered.dtype if gathered.dtype.is_floating else tf.float32
-    y = tf.reduce_sum(tf.cast(gathered, compute) * tf.constant(w.reshape(wshape), compute), axis=axis + 1)
+# --- the same formulas on tensors, for sizes known at run time only -----------------
+
+
+def _tf_source_coords(mode: str, out, size, scale, roi) -> tf.Tensor:
+    i = tf.range(tf.cast(out, tf.float64))
+    out, size, scale = (tf.cast(v, tf.float64) for v in (out, size, scale))
+    if mode == "half_pixel":
+        return (i + 0.5) / scale - 0.5
+    if mode == "half_pixel_symmetric":
+        adjustment = out / (scale * size)
+        return size / 2 * (1 - adjustment) + (i + 0.5) / scale - 0.5
+    if mode == "pytorch_half_pixel":
+        return tf.where(out > 1, (i + 0.5) / scale - 0.5, tf.zeros_like(i))
+    if mode == "align_corners":
+        return tf.where(out > 1, i * (size - 1) / tf.maximum(out - 1, 1), tf.zeros_like(i))
+    if mode == "asymmetric":
+        return i / scale
     if mode == "tf_crop_and_resize":
-        inside = ((coords >= 0) & (coords <= size - 1)).reshape([out] + [1] * (r - axis - 1))
-        y = tf.where(tf.constant(inside), y, tf.cast(attrs["extrapolation_value"], compute))
+        start, end = (tf.cast(v, tf.float64) for v in roi)
+        spread = start * (size - 1) + i * (end - start) * (size - 1) / tf.maximum(out - 1, 1)
+        return tf.where(out > 1, spread, tf.fill(tf.shape(i), 0.5 * (start + end) * (size - 1)))
+    raise NotImplementedError(f"coordinate_transformation_mode={mode!r}")
+
+
+def _tf_neighbours(x: tf.Tensor, size, attrs: dict) -> tuple[tf.Tensor, tf.Tensor]:
+    """(indices [out, k] int32, weights [out, k] float64), as :func:`_neighbours`."""
+    mode = attrs["mode"]
+    base = tf.floor(x)
+    t = x - base
+    if mode == "nearest":
+        up = {"round_prefer_floor": t > 0.5, "round_prefer_ceil": t >= 0.5, "floor": tf.zeros_like(t, tf.bool)}.get(
+            attrs["nearest_mode"], t > 0)
+        idx, w = (base + tf.cast(up, tf.float64))[:, None], tf.ones_like(x)[:, None]
+    elif mode == "linear":
+        idx, w = base[:, None] + tf.constant([0.0, 1.0], tf.float64), tf.stack([1 - t, t], 1)
+    elif mode == "cubic":
+        a = attrs["cubic_coeff_a"]
+
+        def kernel(d):
+            d = tf.abs(d)
+            near = ((a + 2) * d - (a + 3)) * d * d + 1
+            far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+            return tf.where(d <= 1, near, tf.where(d < 2, far, tf.zeros_like(d)))
+
+        idx = base[:, None] + tf.constant([-1.0, 0.0, 1.0, 2.0], tf.float64)
+        w = tf.stack([kernel(t + 1), kernel(t), kernel(1 - t), kernel(2 - t)], 1)
+    else:
+        raise NotImplementedError(f"Resize mode {mode!r}")
+    idx = tf.cast(idx, tf.int32)
+    size = tf.cast(size, tf.int32)
+    if attrs["exclude_outside"] and mode != "nearest":
+        w = tf.where((idx >= 0) & (idx < size), w, tf.zeros_like(w))
+        w = w / tf.reduce_sum(w, 1, keepdims=True)
+    return tf.clip_by_value(idx, 0, size - 1), w
+
+
+def _plan_axis(x: tf.Tensor, axis: int, out, scale, roi, attrs: dict):
+    """(source coords, indices [out, k], weights [out, k], static) for one resized axis."""
+    size = x.shape[axis]
+    if all(isinstance(v, (int, float)) for v in (size, out, scale, *roi)):
+        coords = _source_coords(attrs["coordinate_transformation_mode"], out, size, scale, roi)
+        idx, w = _neighbours(coords, size, attrs["mode"], attrs["nearest_mode"], attrs["cubic_coeff_a"],
+                             attrs["exclude_outside"])
+        return coords, idx, w, True
+    size = tf.shape(x)[axis] if size is None else size
+    coords = _tf_source_coords(attrs["coordinate_transformation_mode"], out, size, scale, roi)
+    idx, w = _tf_neighbours(coords, size, attrs)
+    return coords, idx, w, False
+
+
+def _resize_axis(x: tf.Tensor, axis: int, out, scale, roi, attrs: dict) -> tf.Tensor:
+    coords, idx, w, known = _plan_axis(x, axis, out, scale, roi, attrs)
+    r = rank(x)
+    k = idx.shape[1]
+    gathered = tf.gather(x, tf.reshape(idx, [-1]), axis=axis)  # [..., out * k, ...]
+    shape = tf.concat([tf.shape(x)[:axis], [-1, k], tf.shape(x)[axis + 1:]], 0)
+    gathered = tf.reshape(gathered, shape)
+    compute = gathered.dtype if gathered.dtype.is_floating else tf.float32
+    trailing = [1] * (r - axis - 1)
+    weights = tf.constant(w.reshape([out, k, *trailing]), compute) if known else \
+        tf.reshape(tf.cast(w, compute), [-1, k, *trailing])
+    y = tf.reduce_sum(tf.cast(gathered, compute) * weights, axis=axis + 1)
+    if attrs["coordinate_transformation_mode"] == "tf_crop_and_resize":
+        size = x.shape[axis] if known else tf.cast(tf.shape(x)[axis], tf.float64)
+        inside = (coords >= 0) & (coords <= size - 1)
+        inside = tf.reshape(tf.constant(inside) if known else inside, [-1, *trailing])
+        y = tf.where(inside, y, tf.cast(attrs["extrapolation_value"], compute))
     if not x.dtype.is_floating:
         y = tf.cast(tf.round(y), x.dtype)
     return tf.cast(y, x.dtype)
 
 
+def _values(t, count: int) -> list | None:
+    """``t`` as ``count`` Python floats when constant, else ``count`` scalar tensors; None when empty."""
+    if t is None:
+        return None
+    value = static(t)
+    if value is not None:
+        return [float(v) for v in value.reshape(-1)] if value.size else None
+    n = t.shape.num_elements()
+    if n == 0:
+        return None
+    if n is None:
+        raise ValueError("the number of Resize scales / sizes / roi values must be known while tracing")
+    return tf.unstack(tf.cast(tf.reshape(t, [-1]), tf.float64))
+
+
 def _plan(x, roi, scales, sizes, axes, keep_aspect_ratio_policy):
-    """(output size, scale, roi pair) per resized axis, from the inputs and attributes."""
+    """(axis, output size, scale, roi pair) per resized axis; sizes and scales are Python numbers where
+    known while tracing, else scalar tensors (an output size of None: the input size times the scale)."""
     r = rank(x)
     axes = [axis_of(a, r) for a in axes] if axes else list(range(r))
-    in_sizes = [x.shape[a] for a in axes]
-    size_values, scale_values = static(sizes), static(scales)
-    roi_values = static(roi)
-    if size_values is not None and size_values.size:
-        outs = [int(v) for v in size_values]
-        factors = [o / i if i else 1.0 for o, i in zip(outs, in_sizes, strict=True)]
-        if keep_aspect_ratio_policy != "stretch":
-            s = min(factors) if keep_aspect_ratio_policy == "not_larger" else max(factors)
-            factors = [s] * len(axes)
-            outs = [int(s * i + 0.5) for i in in_sizes]
-    elif scale_values is not None and scale_values.size:
-        factors = [float(v) for v in scale_values]
-        outs = [None if i is None else int(math.floor(i * f)) for i, f in zip(in_sizes, factors, strict=True)]
-    else:
-        raise ValueError("Resize needs constant scales or sizes")
     n = len(axes)
-    if roi_values is not None and roi_values.size:
-        rois = [(float(roi_values[j]), float(roi_values[j + n])) for j in range(n)]
+    in_sizes = [x.shape[a] if x.shape[a] is not None else tf.cast(tf.shape(x)[a], tf.float64) for a in axes]
+    size_values, scale_values = _values(sizes, n), _values(scales, n)
+    if size_values is not None:
+        outs = [int(v) if isinstance(v, float) else v for v in size_values]
+        factors = [_ratio(o, i) for o, i in zip(outs, in_sizes, strict=True)]
+        if keep_aspect_ratio_policy != "stretch":
+            pick = min if keep_aspect_ratio_policy == "not_larger" else max
+            s = pick(factors) if _all_static(factors) else _tf_pick(pick, factors)
+            factors = [s] * n
+            outs = [int(s * i + 0.5) if _all_static([s, i]) else tf.floor(s * i + 0.5) for i in in_sizes]
+    elif scale_values is not None:
+        factors = scale_values
+        outs = [int(math.floor(i * f)) if _all_static([i, f]) else tf.floor(tf.cast(i, tf.float64) * f)
+                for i, f in zip(in_sizes, factors, strict=True)]
     else:
-        rois = [(0.0, 1.0)] * n
-    return [(a, o, f, q) for a, o, f, q in zip(axes, outs, factors, rois, strict=True)]
+        raise ValueError("Resize needs scales or sizes")
+    roi_values = _values(roi, 2 * n)
+    rois = [(roi_values[j], roi_values[j + n]) for j in range(n)] if roi_values else [(0.0, 1.0)] * n
+    return list(zip(axes, outs, factors, rois, strict=True))
+
+
+def _all_static(values) -> bool:
+    return all(isinstance(v, (int, float)) for v in values)
+
+
+def _ratio(out, size):
+    if _all_static([out, size]):
+        return out / size if size else 1.0
+    return tf.cast(out, tf.float64) / tf.cast(size, tf.float64)
+
+
+def _tf_pick(pick, values):
+    values = tf.stack([tf.cast(v, tf.float64) for v in values])
+    return tf.reduce_min(values) if pick is min else tf.reduce_max(values)
 
 
 @TF.register("Resize", since=11)
@@ -147,7 +251,14 @@ def resize(x, roi=None, scales=None, sizes=None, antialias: int = 0, axes=None,
              "nearest_mode": nearest_mode, "cubic_coeff_a": cubic_coeff_a, "exclude_outside": exclude_outside,
              "extrapolation_value": extrapolation_value}
     for axis, out, factor, roi_pair in _plan(x, roi, scales, sizes, axes, keep_aspect_ratio_policy):
-        if factor == 1.0 and out in (x.shape[axis], None) and coordinate_transformation_mode != "tf_crop_and_resize":
+        unchanged = isinstance(factor, float) and factor == 1.0 and isinstance(out, int) and out == x.shape[axis]
+        if unchanged and coordinate_transformation_mode != "tf_crop_and_resize":
             continue
         x = _resize_axis(x, axis, out, factor, roi_pair, attrs)
     return x
+
+
+@TF.register("Upsample", since=9)
+def upsample(x, scales, mode: str = "nearest"):
+    """The deprecated Upsample (opset 9): Resize with asymmetric coordinates, nearest rounding down."""
+    return resize(x, None, scales, mode=mode, coordinate_transformation_mode="asymmetric", nearest_mode="floor")

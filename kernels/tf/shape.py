@@ -1,8 +1,10 @@
-"""Shape and layout kernels: Reshape, Transpose, (Un)Squeeze, Flatten, Concat, Split, Slice, Expand, Tile, Pad.
+"""Shape and layout kernels: Reshape, Transpose, (Un)Squeeze, Flatten, Concat, Split, Slice, Expand, Tile.
 
-Shape-like inputs (Reshape's shape, Slice's starts, Squeeze's axes) may be
-tensors computed at run time; kernels that need them as Python values while
-tracing (``axes``) require constants and say so.
+Shape-like inputs (Reshape's shape, Slice's starts and axes, Squeeze's axes,
+Split's sizes) may be tensors computed at run time: constants take a fast path
+decided while tracing, run-time values are handled with ``tf.shape``
+arithmetic. Only the number of axes (the length of such an input) must be
+known while tracing, since it fixes the output rank.
 """
 
 from __future__ import annotations
@@ -45,7 +47,31 @@ def squeeze_1(x, axes=None):
 
 @TF.register("Squeeze", since=13)
 def squeeze(x, axes=None):
+    if axes is not None and static(axes) is None:
+        return _squeeze_dynamic(x, axes)
     return squeeze_1(x, static_ints(axes, "axes") if axes is not None else None)
+
+
+def _axes_mask(axes, r: int) -> tf.Tensor:
+    """[r] bool: which of ``r`` axes the run-time (possibly negative) ``axes`` name."""
+    axes = tf.reshape(tf.cast(axes, tf.int32), [-1])
+    axes = tf.where(axes < 0, axes + r, axes)
+    return tf.reduce_any(tf.equal(tf.range(r)[:, None], axes[None, :]), axis=1)
+
+
+def _count(axes) -> int:
+    n = axes.shape.num_elements()
+    if n is None:
+        raise ValueError("the number of axes must be known while tracing")
+    return n
+
+
+def _squeeze_dynamic(x, axes):
+    r = rank(x)
+    keep = tf.logical_not(_axes_mask(axes, r))
+    y = tf.reshape(x, tf.boolean_mask(tf.shape(x), keep))
+    y.set_shape([None] * (r - _count(axes)))
+    return y
 
 
 @TF.register("Unsqueeze", since=1)
@@ -58,7 +84,19 @@ def unsqueeze_1(x, axes):
 
 @TF.register("Unsqueeze", since=13)
 def unsqueeze(x, axes):
+    if static(axes) is None:
+        return _unsqueeze_dynamic(x, axes)
     return unsqueeze_1(x, static_ints(axes, "axes"))
+
+
+def _unsqueeze_dynamic(x, axes):
+    out_rank = rank(x) + _count(axes)
+    new = _axes_mask(axes, out_rank)
+    source = tf.cumsum(tf.cast(tf.logical_not(new), tf.int32)) - 1  # input axis each output axis copies
+    sizes = tf.gather(tf.concat([tf.shape(x), [1]], 0), tf.where(new, rank(x), source))
+    y = tf.reshape(x, sizes)
+    y.set_shape([None] * out_rank)
+    return y
 
 
 @TF.register("Flatten")
@@ -73,8 +111,10 @@ def concat(inputs, axis: int):
     return tf.concat(inputs, axis_of(axis, rank(inputs[0])))
 
 
-def _split_sizes(x, axis: int, split, num_outputs: int) -> list:
+def _split_sizes(x, axis: int, split, num_outputs: int) -> list | tf.Tensor:
     if split is not None:
+        if static(split) is None:
+            return tf.cast(tf.reshape(split, [-1]), tf.int64)  # sizes at run time, their count static
         return static_ints(split, "split")
     size = x.shape[axis]
     if size is None:
@@ -86,7 +126,9 @@ def _split_sizes(x, axis: int, split, num_outputs: int) -> list:
 @TF.register("Split", since=2)
 def split_2(x, axis: int = 0, split=None, num_outputs: int = 1):
     axis = axis_of(axis, rank(x))
-    return list(tf.split(x, _split_sizes(x, axis, split, num_outputs), axis))
+    sizes = _split_sizes(x, axis, split, num_outputs)
+    num = num_outputs if isinstance(sizes, tf.Tensor) else None
+    return list(tf.split(x, sizes, axis, num=num))
 
 
 @TF.register("Split", since=13)
@@ -126,8 +168,34 @@ def _elements(t) -> list:
     return tf.unstack(tf.cast(t, tf.int64))
 
 
+def _slice_dynamic(x, starts, ends, axes, steps):
+    """Slice whose axes or steps are computed at run time: one strided slice over every axis,
+    each taking its (start, end, step) from the entry that names it, or the whole axis."""
+    r = rank(x)
+    starts, ends = tf.cast(tf.reshape(starts, [-1]), tf.int64), tf.cast(tf.reshape(ends, [-1]), tf.int64)
+    n = tf.shape(starts)[0]
+    axes = tf.range(n) if axes is None else tf.cast(tf.reshape(axes, [-1]), tf.int32)
+    axes = tf.where(axes < 0, axes + r, axes)
+    steps = tf.ones([n], tf.int64) if steps is None else tf.cast(tf.reshape(steps, [-1]), tf.int64)
+    begin, end, stride = [], [], []
+    for i in range(r):
+        named = tf.equal(axes, i)
+        found = tf.reduce_any(named)
+
+        def pick(values, default, named=named, found=found):
+            chosen = tf.reduce_sum(tf.where(named, values, tf.zeros_like(values)))
+            return tf.where(found, tf.clip_by_value(chosen, -BIG, BIG), tf.constant(default, tf.int64))
+
+        begin.append(pick(starts, 0))
+        end.append(pick(ends, BIG))
+        stride.append(pick(steps, 1))
+    return tf.strided_slice(x, tf.stack(begin), tf.stack(end), tf.stack(stride))
+
+
 @TF.register("Slice", since=10)
 def slice_(x, starts, ends, axes=None, steps=None):
+    if (axes is not None and static(axes) is None) or (steps is not None and static(steps) is None):
+        return _slice_dynamic(x, starts, ends, axes, steps)
     s, e = _elements(starts), _elements(ends)
     a = static_ints(axes, "axes") if axes is not None else list(range(len(s)))
     st = static_ints(steps, "steps") if steps is not None else [1] * len(s)
@@ -143,54 +211,6 @@ def expand(x, shape):
 @TF.register("Tile", since=6)
 def tile(x, repeats):
     return tf.tile(x, repeats)
-
-
-def _pad_axis(x, axis: int, begin: int, end: int, mode: str, value):
-    """Pad (or crop, for negative amounts) one axis."""
-    if begin < 0 or end < 0:
-        index = [slice(None)] * rank(x)
-        index[axis] = slice(max(0, -begin), -end if end < 0 else None)
-        x = x[tuple(index)]
-        begin, end = max(0, begin), max(0, end)
-    if not begin and not end:
-        return x
-    if mode == "constant":
-        pads = [[0, 0]] * rank(x)
-        pads[axis] = [begin, end]
-        return tf.pad(x, pads, constant_values=value)
-    n = dim(x, axis)
-    idx = tf.range(-begin, n + end)
-    if mode == "edge":
-        idx = tf.clip_by_value(idx, 0, n - 1)
-    elif mode == "wrap":
-        idx = tf.math.floormod(idx, n)
-    else:  # reflect, the edge itself not repeated
-        period = 2 * (n - 1)
-        idx = tf.math.floormod(idx, period)
-        idx = tf.where(idx >= n, period - idx, idx)
-    return tf.gather(x, idx, axis=axis)
-
-
-def _pad(x, pads: list[int], mode: str, value, axes: list[int] | None = None):
-    r = rank(x)
-    axes = [axis_of(a, r) for a in axes] if axes is not None else list(range(r))
-    k = len(axes)
-    if value is None:
-        value = tf.zeros([], x.dtype)
-    for i, a in enumerate(axes):
-        x = _pad_axis(x, a, pads[i], pads[i + k], mode, value)
-    return x
-
-
-@TF.register("Pad", since=2)
-def pad_2(x, pads, mode: str = "constant", value: float = 0.0):
-    return _pad(x, list(pads), mode, tf.cast(value, x.dtype))
-
-
-@TF.register("Pad", since=11)
-def pad(x, pads, constant_value=None, axes=None, mode: str = "constant"):
-    value = tf.reshape(constant_value, []) if constant_value is not None else None
-    return _pad(x, static_ints(pads, "pads"), mode, value, static_ints(axes, "axes") if axes is not None else None)
 
 
 @TF.register("Shape", since=1)

@@ -62,6 +62,23 @@ def scatter_elements(data, indices, updates, axis: int = 0, reduction: str = "no
     return _scatter(reduction)(data, _element_coordinates(indices, data, axis), updates)
 
 
+@TF.register("Scatter", since=9)
+def scatter(data, indices, updates, axis: int = 0):
+    """The deprecated name of ScatterElements (opsets 9-10)."""
+    return scatter_elements(data, indices, updates, axis)
+
+
+@TF.register("BitCast", since=26)
+def bit_cast(x, to: int):
+    """Reinterpret the bits of each element as another type of the same width."""
+    target = tf_dtype(to)
+    if x.dtype == tf.bool:  # one byte holding 0 or 1; tf.bitcast has no bool
+        return tf.cast(x, target) if target != tf.bool else x
+    if target == tf.bool:
+        return tf.not_equal(x, tf.zeros([], x.dtype))
+    return tf.bitcast(x, target)
+
+
 @TF.register("ScatterND", since=11)
 def scatter_nd(data, indices, updates, reduction: str = "none"):
     k = indices.shape[-1]
@@ -90,6 +107,7 @@ def constant_of_shape(shape, value=None):
 
 @TF.register("Range", since=11)
 def range_(start, limit, delta):
+    start, limit, delta = (tf.reshape(v, []) for v in (start, limit, delta))  # 1-element tensors are scalars
     return tf.range(start, limit, delta, dtype=start.dtype)
 
 
@@ -188,3 +206,20 @@ def unique(x, axis=None, sorted: int = 1):  # noqa: A002
     counts = tf.reduce_sum(tf.cast(tf.equal(flat[:, tf.newaxis], values[tf.newaxis, :]), tf.int64), axis=0)
     return values, first, inverse, counts
 
+
+
+@TF.register("TensorScatter", since=24)
+def tensor_scatter(past_cache, update, write_indices=None, *, axis: int = -2, mode: str = "linear"):
+    """Write ``update`` into the cache along ``axis`` from each batch entry's write index (wrapping if circular)."""
+    r = rank(past_cache)
+    axis = axis_of(axis, r)
+    perm = [0, axis, *[i for i in range(1, r) if i != axis]]
+    cache, new = tf.transpose(past_cache, perm), tf.transpose(update, perm)  # [B, M, ...], [B, L, ...]
+    batch, length, capacity = tf.shape(new)[0], tf.shape(new)[1], tf.shape(cache)[1]
+    start = tf.zeros([batch], tf.int32) if write_indices is None else tf.cast(write_indices, tf.int32)
+    positions = start[:, None] + tf.range(length)[None, :]
+    if mode == "circular":
+        positions = tf.math.floormod(positions, capacity)
+    rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(positions))
+    present = tf.tensor_scatter_nd_update(cache, tf.stack([rows, positions], -1), new)
+    return tf.transpose(present, [perm.index(i) for i in range(r)])

@@ -205,3 +205,177 @@ def test_missing_kernels_are_listed_together(tmp_path) -> None:
     with pytest.raises(MissingKernelsError) as info:
         savedmodel.save(model, tmp_path / "m")
     assert {op for op, _ in info.value.missing} == {"HannWindow", "BlackmanWindow"}
+
+
+def test_sequence_signature_is_refused_with_a_clear_error(tmp_path) -> None:
+    from onnx import TensorProto, helper
+
+    from converter.errors import NotYetSupportedError
+
+    graph = helper.make_graph(
+        [helper.make_node("SplitToSequence", ["x"], ["s"], axis=0)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, None)])
+    model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]))
+    with pytest.raises(NotYetSupportedError, match="sequences or optionals"):
+        savedmodel.save(model, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+# --- dynamic spatial sizes ---------------------------------------------------------
+
+
+def _dynamic_spatial() -> ir.Model:
+    """x[batch, 3, h, w] -> Conv(SAME_UPPER, stride 2) -> MaxPool(ceil_mode) -> AveragePool(pads, count_include_pad=0)
+    -> Conv(SAME_LOWER, stride 2) -> ConvTranspose(SAME_UPPER, stride 2) -> Resize(linear, scales 2) -> y."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+
+    def w(name, *shape):
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.3, name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+        helper.make_node("AveragePool", ["p1"], ["p2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=0),
+        helper.make_node("Conv", ["p2", "w2"], ["c2"], kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_LOWER"),
+        helper.make_node("ConvTranspose", ["c2", "w3"], ["t1"], kernel_shape=[3, 3], strides=[2, 2],
+                         auto_pad="SAME_UPPER"),
+        helper.make_node("Resize", ["t1", "", "scales"], ["y"], mode="linear"),
+    ]
+    inits = [w("w1", 8, 3, 3, 3), w("b1", 8), w("w2", 8, 8, 3, 3), w("w3", 8, 4, 3, 3),
+             numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")]
+    graph = helper.make_graph(
+        nodes, "dynamic_spatial", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, "oh", "ow"])], inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+    onnx.checker.check_model(proto)
+    return ir.from_proto(proto)
+
+
+def test_same_padding_ceil_mode_conv_transpose_and_resize_with_dynamic_spatial_sizes(tmp_path) -> None:
+    """One SavedModel, its height and width None in the signature, matches onnxruntime at several sizes."""
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    model = _dynamic_spatial()
+    savedmodel.save(model, tmp_path / "m")
+    fn = tf.saved_model.load(str(tmp_path / "m")).signatures["serving_default"]
+    assert fn.structured_input_signature[1]["x"].shape.as_list() == [None, 3, None, None]
+    session = ort.InferenceSession(ir.to_proto(model).SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for shape in [(1, 3, 17, 23), (2, 3, 32, 9), (1, 3, 8, 8)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        expected = session.run(None, {"x": x})[0]
+        got = fn(x=tf.constant(x))["y"].numpy()
+        assert got.shape == expected.shape, shape
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-5, err_msg=str(shape))
+
+
+# --- the onnx package's light model zoo ----------------------------------------------
+
+#: Per-model tolerances of onnx's own backend test for these models (rtol, atol).
+ZOO_TOLERANCE = {"densenet121": (2e-3, 1e-7)}
+#: Zoo models run in the default suite (as shipped / with random weights); the others are marked slow
+#: (exports take 5-35 s each, and random weights for the fully connected layers of the large ones more).
+ZOO_FAST = {"stored": {"squeezenet", "bvlc_alexnet"}, "random": {"squeezenet"}}
+
+
+def _light_dir() -> pathlib.Path:
+    import onnx
+
+    return pathlib.Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+
+
+def _light_names() -> list[str]:
+    return sorted(p.stem.removeprefix("light_") for p in _light_dir().glob("light_*.onnx"))
+
+
+def runner_inputs(model: ir.Model) -> dict[str, np.ndarray]:
+    """The inputs onnx's backend runner feeds a light model (``arange(n) / n``), by name."""
+    feeds = {}
+    for value in model.graph.inputs:
+        if not value.is_initializer():
+            shape = [d if isinstance(d, int) else 1 for d in value.shape]
+            n = int(np.prod(shape))
+            feeds[value.name] = (np.arange(n).reshape(shape) / n).astype(np.float32)
+    return feeds
+
+
+def with_random_weights(model: ir.Model, seed: int = 0) -> ir.Model:
+    """The light models generate every weight with ConstantOfShape (a constant fill); replace each by
+    a random initializer (He-scaled for weights, in [0.5, 1.5] for 1-D parameters such as variances)."""
+    rng = np.random.default_rng(seed)
+    for node in list(model.graph):
+        shape_value = node.inputs[0] if node.op_type == "ConstantOfShape" else None
+        if shape_value is None or shape_value.const_value is None:
+            continue
+        shape = [int(d) for d in shape_value.const_value.numpy()]
+        if len(shape) >= 2:
+            array = rng.standard_normal(shape) * np.sqrt(2.0 / max(1, int(np.prod(shape[1:]))))
+        else:
+            array = rng.uniform(0.5, 1.5, shape)
+        weight = ir.Value(name=node.outputs[0].name + "_random", const_value=ir.tensor(array.astype(np.float32)))
+        model.graph.register_initializer(weight)
+        node.outputs[0].replace_all_uses_with(weight)
+        model.graph.remove(node, safe=True)
+    model.ir_version = max(model.ir_version or 0, 4)  # initializers need not be graph inputs
+    return model
+
+
+def _load_signature(path: pathlib.Path):
+    import tensorflow as tf
+
+    manifest = json.loads((path / "assets.extra" / "crossgraph.json").read_text())
+    fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+    names = {e["name"]: e["signature_name"] for e in manifest["inputs"]}
+    out = manifest["outputs"][0]["signature_name"]
+
+    def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return fn(**{names[k]: tf.constant(v) for k, v in feeds.items()})[out].numpy()
+
+    return run, manifest
+
+
+def _zoo_params(kind: str):
+    return [pytest.param(n, id=n, marks=[] if n in ZOO_FAST[kind] else [pytest.mark.slow]) for n in _light_names()]
+
+
+@pytest.mark.parametrize("name", _zoo_params("stored"))
+def test_light_zoo_model_matches_its_stored_output(tmp_path, name: str) -> None:
+    """The model as shipped (constant-filled weights) on onnx's runner input, against the stored output."""
+    import onnx.numpy_helper
+
+    model = ir.load(_light_dir() / f"light_{name}.onnx")
+    feeds = runner_inputs(model)
+    savedmodel.save(model, tmp_path / name)
+    run, manifest = _load_signature(tmp_path / name)
+    expected = onnx.numpy_helper.to_array(onnx.load_tensor(str(_light_dir() / f"light_{name}_output_0.pb")))
+    rtol, atol = ZOO_TOLERANCE.get(name, (1e-3, 1e-7))
+    np.testing.assert_allclose(run(feeds), expected, rtol=rtol, atol=atol)
+    print(f"{name}: Transpose ops {manifest['transposes']}, on activations {manifest['activation_transposes']}")
+
+
+@pytest.mark.parametrize("name", _zoo_params("random"))
+def test_light_zoo_model_with_random_weights_matches_onnxruntime(tmp_path, name: str) -> None:
+    """With random weights (stored as variables, conv filters pre-transposed) on a random input."""
+    import onnxruntime as ort
+
+    model = with_random_weights(ir.load(_light_dir() / f"light_{name}.onnx"))
+    rng = np.random.default_rng(0)
+    feeds = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in runner_inputs(model).items()}
+    session = ort.InferenceSession(ir.to_proto(model).SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = session.run(None, feeds)[0]
+    savedmodel.save(model, tmp_path / name)
+    run, manifest = _load_signature(tmp_path / name)
+    scale = max(1.0, float(np.abs(expected).max()))  # densenet121 ends in logits of size ~60, not probabilities
+    np.testing.assert_allclose(run(feeds), expected, rtol=1e-3, atol=1e-5 * scale)
+    assert manifest["activation_transposes"] <= ZOO_ACTIVATION_TRANSPOSES[name], manifest["activation_transposes"]
+
+
+#: Transposes of activations measured per zoo model (a channel shuffle or a Reshape to NCHW needs them).
+ZOO_ACTIVATION_TRANSPOSES = {"bvlc_alexnet": 2, "densenet121": 1, "inception_v1": 1, "inception_v2": 1,
+                             "resnet50": 1, "shufflenet": 49, "squeezenet": 3, "vgg19": 2, "zfnet512": 2}
