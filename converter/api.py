@@ -225,7 +225,7 @@ def convert(
     frontend_options = {k: v for k, v in options.items() if not k.startswith("backend_")}
     backend_options = {k[len("backend_"):]: v for k, v in options.items() if k.startswith("backend_")}
 
-    label = _describe(source)
+    label = formats.describe(source)
     if src_fmt == "torch" and isinstance(source, str):
         # package.module:function: build the module once, so parity compares against the same weights.
         from converter.frontends.torch.export import call_factory
@@ -330,11 +330,6 @@ def _count_nodes(model: ir.Model) -> int:
     """Nodes in the model and its subgraphs, not counting Constant nodes (as the pass report does)."""
     return sum(1 for n in ir.traversal.RecursiveGraphIterator(model.graph) if n.op_type != "Constant")
 
-
-def _describe(obj: Any) -> str:
-    if isinstance(obj, (str, os.PathLike)):
-        return str(obj)
-    return f"<{type(obj).__module__}.{type(obj).__qualname__}>"
 
 
 __all__ = ["load", "save", "convert", "optimize", "validate", "ConversionResult", "CrossgraphError"]

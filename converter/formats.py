@@ -75,6 +75,13 @@ def _module_exists(name: str) -> bool:
         return False
 
 
+def describe(source: Any) -> str:
+    """How messages and reports name a model: its path, or ``<module.Type>`` for a live object."""
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return f"<{type(source).__module__}.{type(source).__qualname__}>"
+
+
 def normalize(name: str) -> str:
     """The canonical format name for ``name`` (case-insensitive, aliases accepted)."""
     key = name.strip().lower().replace("-", "_")

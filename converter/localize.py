@@ -122,15 +122,13 @@ def _divergence(node: ir.Node, name: str, e: np.ndarray, a: np.ndarray, rtol: fl
         return NodeDivergence(**label, max_abs_error=float("inf"), max_rel_error=float("inf"))
     if e.size == 0 or e.dtype == object:
         return None
-    ef, af = e.astype(np.float64), a.astype(np.float64)
-    same_nan = np.isnan(ef) & np.isnan(af)
-    diff = np.where(same_nan, 0.0, np.abs(ef - af))
-    diff = np.where(np.isnan(diff), np.inf, diff)
+    from converter.parity import elementwise_errors
+
+    ef, _, diff, rel = elementwise_errors(e, a)
     exact = e.dtype.kind in "iub"
     bad = diff > (0 if exact else atol + rtol * np.abs(np.nan_to_num(ef)))
     if not bad.any():
         return None
-    rel = diff / np.maximum(np.abs(ef), np.finfo(np.float64).tiny)
     return NodeDivergence(**label, max_abs_error=float(diff.max()), max_rel_error=float(rel.max()))
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from converter import formats
 from converter.errors import CrossgraphError, InputError, NotYetSupportedError
 from converter.runners import OnnxRunner, Runner, Signature, open_runner
 from converter.visual import progress
@@ -147,7 +148,7 @@ def validate(
         raise InputError(f"unknown device {device!r}", "use cpu or cuda")
     if device == "cuda":
         _require_cuda()
-    from converter import formats, safety
+    from converter import safety
 
     for obj, fmt in ((source, source_format), (converted, converted_format)):
         safety.check_source(obj, formats.detect_source(obj, fmt), unsafe_load=unsafe_load)
@@ -187,7 +188,7 @@ def validate(
                     and o.top1_agreement in (None, 1.0):
                 o.passed = True
                 o.note = f"passes by cosine >= {min_cosine}"
-    report = ParityReport(_describe(source), _describe(converted), device, feeds_shapes, outputs, batches)
+    report = ParityReport(formats.describe(source), formats.describe(converted), device, feeds_shapes, outputs, batches)
     report.notes = [r.note for r in (src, dst) if r.note]
     if min_cosine is not None:
         report.notes.append(f"reduced precision: outputs pass at cosine >= {min_cosine} with top-1 agreement")
@@ -201,7 +202,6 @@ def _localize(model: Any, source: Any, source_format: str | None, converted: Any
               feeds: dict[str, np.ndarray], device: str, rtol: float | None, atol: float | None,
               repro_dir: Any, unsafe_load: bool = False, spec_inputs: Any = None) -> dict[str, Any]:
     """First against the source (a fault in the converted graph), then kernels vs onnxruntime (a kernel fault)."""
-    from converter import formats
     from converter.localize import localize
 
     between = _localize_against_source(source, source_format, converted, converted_format, feeds,
@@ -253,7 +253,7 @@ def _run_side(runner: Runner, feeds: dict[str, np.ndarray], obj: Any, role: str)
         reason = text[-300:] if len(text) > 300 else text
         shapes = ", ".join(f"{k}{list(np.shape(v))}" for k, v in feeds.items())
         raise InputError(
-            f"the {role} model {_describe(obj)} failed to run on inputs {shapes}: {type(e).__name__}: {reason}",
+            f"the {role} model {formats.describe(obj)} failed to run on inputs {shapes}: {type(e).__name__}: {reason}",
             "check that both models take the same inputs (names, shapes, dtypes)",
         ) from None
 
@@ -282,11 +282,6 @@ def _require_cuda() -> None:
     if not torch.cuda.is_available():
         raise InputError("--device cuda: no CUDA device is available on this machine", "use --device cpu")
 
-
-def _describe(obj: Any) -> str:
-    if isinstance(obj, (str, os.PathLike)):
-        return str(obj)
-    return f"<{type(obj).__module__}.{type(obj).__qualname__}>"
 
 
 def _user_inputs(inputs: Any) -> dict[str, np.ndarray]:
@@ -348,6 +343,16 @@ def _pair_outputs(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray]
     return {k: (expected[k], a) for k, a in zip(expected, actual.values(), strict=True)}
 
 
+def elementwise_errors(expected: np.ndarray, actual: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(expected, actual, abs error, rel error)`` in float64; NaN against NaN is no error, NaN
+    against a number an infinite one."""
+    ef, af = expected.astype(np.float64), actual.astype(np.float64)
+    diff = np.where(np.isnan(ef) & np.isnan(af), 0.0, np.abs(ef - af))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    rel = diff / np.maximum(np.abs(ef), np.finfo(np.float64).tiny)
+    return ef, af, diff, rel
+
+
 def _compare(name: str, pairs: list[tuple[np.ndarray, np.ndarray]], rtol: float | None, atol: float | None) -> OutputParity:
     e = np.concatenate([np.asarray(p[0]).reshape(-1) for p in pairs])
     a = np.concatenate([np.asarray(p[1]).reshape(-1) for p in pairs])
@@ -362,11 +367,7 @@ def _compare(name: str, pairs: list[tuple[np.ndarray, np.ndarray]], rtol: float 
                             f"shape differs: expected {list(e0.shape)}, got {list(a0.shape)}")
     if e.size == 0:
         return OutputParity(name, list(e0.shape), dtype, 0.0, 0.0, 0.0, None, None, None, rt, at, True, "empty")
-    ef, af = e.astype(np.float64), a.astype(np.float64)
-    both_nan = np.isnan(ef) & np.isnan(af)
-    diff = np.where(both_nan, 0.0, np.abs(ef - af))
-    diff = np.where(np.isnan(diff), np.inf, diff)
-    rel = diff / np.maximum(np.abs(ef), np.finfo(np.float64).tiny)
+    ef, af, diff, rel = elementwise_errors(e, a)
     bad = diff > at + rt * np.abs(np.nan_to_num(ef))
     cosine = None
     if e.dtype.kind == "f":
