@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
+from converter import cli_output as out
 from converter.errors import CrossgraphError
 
 app = typer.Typer(
@@ -96,36 +97,6 @@ def _fail(message: str, hint: str | None, code: int, debug: bool, as_json: bool)
     raise typer.Exit(code)
 
 
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False)
-
-
-def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
-    """A rich table on a terminal; aligned plain text in pipes, files and CI."""
-    if sys.stdout.isatty():
-        from rich.markup import escape
-        from rich.table import Table
-
-        table = Table(title=escape(title))
-        for col in columns:
-            table.add_column(col)
-        for row in rows:
-            table.add_row(*(escape(str(c)) for c in row))
-        _console().print(table)
-        return
-    widths = [max(len(str(x)) for x in [c, *(r[i] for r in rows)]) for i, c in enumerate(columns)]
-    print(title)
-    print("  " + "  ".join(str(c).ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    for row in rows:
-        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _echo_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
-
-
 @app.command()
 @_handle_errors
 def convert(
@@ -157,7 +128,7 @@ def convert(
     """
     import converter
 
-    _check_outputs(report, tensorboard)
+    out.check_outputs(report, tensorboard)
     options: dict[str, Any] = {}
     if emit_source:
         options["backend_emit_source"] = emit_source
@@ -181,15 +152,15 @@ def convert(
         )
     except converter.ParityError as e:
         if report and e.report is not None:
-            _try_write_report(report, e.report, None)  # the parity error, exit 1, follows either way
+            out.try_write_report(report, e.report, None)  # the parity error, exit 1, follows either way
         raise
     if as_json:
-        _echo_json({"ok": True, **result.to_dict()})
+        out.echo_json({"ok": True, **result.to_dict()})
     else:
         print(result.summary())
         if tensorboard:
             print(f"  TensorBoard graphs in {tensorboard} (view with: tensorboard --logdir {tensorboard})")
-    if report and result.parity is not None and not _try_write_report(report, result.parity, result.passes):
+    if report and result.parity is not None and not out.try_write_report(report, result.parity, result.passes):
         raise typer.Exit(2)
 
 
@@ -219,7 +190,7 @@ def validate(
     from converter import parity
     from converter.inputs import InputSpec
 
-    _check_outputs(report, None)
+    out.check_outputs(report, None)
     sizes = {}
     for spec in (InputSpec.parse(s) for s in input or []):
         for d in spec.shape or ():
@@ -229,59 +200,14 @@ def validate(
                              batches=batches, seed=seed, sizes=sizes or None, unsafe_load=unsafe_load,
                              localize=localize, repro_dir=repro_dir)
     if as_json:
-        _echo_json(result.to_dict())
+        out.echo_json(result.to_dict())
     else:
-        _print_parity(result)
-    written = not report or _try_write_report(report, result, None)
+        out.print_parity(result)
+    written = not report or out.try_write_report(report, result, None)
     if not result.passed:
         raise typer.Exit(1)  # the verdict sets the exit code, whatever became of the report
     if not written:
         raise typer.Exit(2)
-
-
-def _check_outputs(report: str | None, tensorboard: str | None) -> None:
-    """Refuse a report path or log directory that cannot be written, before any work (exit 2)."""
-    if report:
-        from converter.visual import html_report
-
-        html_report.check_path(report)
-    if tensorboard:
-        from converter.visual import tensorboard as tb
-
-        tb.check_logdir(tensorboard)
-
-
-def _try_write_report(path: str, parity_report: Any, pass_report: Any) -> bool:
-    """Write the HTML report; on failure print one error line and return False (the verdict stands)."""
-    from converter.visual import html_report
-
-    try:
-        html_report.write(path, parity_report, pass_report=pass_report, localization=parity_report.localization)
-    except CrossgraphError as e:
-        print(f"error: {e.message}" + (f"; {e.hint}" if e.hint else ""), file=sys.stderr)
-        return False
-    print(f"HTML report: {path}", file=sys.stderr)
-    return True
-
-
-def _print_parity(report: Any) -> None:
-    rows = [
-        [
-            o.name, str(o.shape), o.dtype, f"{o.max_abs_error:.3g}", f"{o.max_rel_error:.3g}", f"{o.mismatch_fraction:.2%}",
-            "-" if o.cosine_similarity is None else f"{o.cosine_similarity:.6f}",
-            "-" if o.top1_agreement is None else f"{o.top1_agreement:.0%}",
-            ("PASS" if o.passed else "FAIL") + (f" ({o.note})" if o.note else ""),
-        ]
-        for o in report.outputs
-    ]
-    _print_table(
-        f"{report.source}  vs  {report.converted}  ({report.device})",
-        ["output", "shape", "dtype", "max abs", "max rel", "mismatch", "cosine", "top-1", "result"],
-        rows,
-    )
-    print(report.summary())
-    if report.localization:
-        print(report.localization.get("summary") or report.localization.get("error"))
 
 
 @app.command()
@@ -304,7 +230,7 @@ def inspect(
     import ir
     from converter.summary import human_bytes, summarize
 
-    _check_outputs(None, tensorboard)
+    out.check_outputs(None, tensorboard)
     m = converter.load(model, format=from_format, inputs=input or None, unsafe_load=unsafe_load)
     info = summarize(m)
     if tensorboard:
@@ -319,15 +245,15 @@ def inspect(
     if as_json:
         if text:
             info["text"] = ir.to_onnx_text(m)
-        _echo_json(info)
+        out.echo_json(info)
         return
     opsets = ", ".join(f"{d or 'ai.onnx'} {v}" for d, v in info["opset_imports"].items())
     print(f"{model}: graph {info['name']!r}, producer {info['producer'] or '-'}, opset {opsets}")
     rows = [[kind[:-1], v["name"], v["dtype"], v["shape"]] for kind in ("inputs", "outputs") for v in info[kind]]
-    _print_table("signature", ["", "name", "dtype", "shape"], rows)
+    out.print_table("signature", ["", "name", "dtype", "shape"], rows)
     if info["symbols"]:
         print("symbolic dims: " + ", ".join(info["symbols"]))
-    _print_table(
+    out.print_table(
         f"ops: {info['nodes']} nodes, {info['subgraphs']} subgraphs",
         ["op", "count"],
         [[op, str(n)] for op, n in info["op_histogram"].items()],
@@ -368,7 +294,7 @@ def optimize(
             "nodes_after": len(list(m.graph)),
             "passes": pass_report.to_dict() if pass_report is not None and hasattr(pass_report, "to_dict") else None}
     if as_json:
-        _echo_json(data)
+        out.echo_json(data)
         return
     summary = pass_report.summary() if pass_report is not None else "no optimizer available"
     print(f"{source} -> {destination}: {summary}")
@@ -391,9 +317,9 @@ def formats(as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
         for f in FORMATS.values()
     ]
     if as_json:
-        _echo_json(rows)
+        out.echo_json(rows)
         return
-    _print_table(
+    out.print_table(
         "formats (read: a front end exists; write: a back end exists)",
         ["format", "suffixes", "read", "write", "description"],
         [
