@@ -199,3 +199,29 @@ def test_sequential_and_subclassed_keras_models():
     model = tf_frontend.load(subclassed, format="tf", inputs=["x:batch x 4"])
     assert dims(model.graph.outputs[0]) == ["batch", 3]
     assert_matches(run_onnxruntime(model, {"x": x[:, :4]}), {"output_0": subclassed(x[:, :4])})
+
+
+def test_keras_grouped_and_depthwise_convolutions_inline(tmp_path):
+    """Keras runs grouped convolutions in an XLA-only ``tf.function``; tf2onnx alone leaves an
+    opaque ``StatefulPartitionedCall`` (tf2onnx issues 2099, 2347: every Keras ConvNeXt). The front
+    end opens it, from a live model and from the model exported as a SavedModel."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((9, 9, 4))
+    x = keras.layers.Conv2D(6, 3, groups=2, padding="same", name="grouped")(inputs)
+    x = keras.layers.DepthwiseConv2D(3, name="depthwise")(x)
+    net = keras.Model(inputs, keras.layers.Conv2D(4, 1, groups=2, name="pointwise")(x))
+    images = np.random.default_rng(6).normal(size=(2, 9, 9, 4)).astype(np.float32)
+    expected = np.asarray(net(images))
+
+    model = tf_frontend.load(net, format="tf")
+    assert "StatefulPartitionedCall" not in {n.op_type for n in model.graph}
+    assert [n.op_type for n in model.graph].count("Conv") == 3
+    (got,) = run_onnxruntime(model, {model.graph.inputs[0].name: images}).values()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+    net.export(str(tmp_path / "saved"), verbose=False)
+    model = tf_frontend.load(tmp_path / "saved", format="savedmodel")
+    (got,) = run_onnxruntime(model, {model.graph.inputs[0].name: images}).values()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

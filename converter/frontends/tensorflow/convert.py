@@ -5,7 +5,9 @@ is turned into a :class:`Traced`: a ``tf.function`` with an input signature
 whose outputs are a dict keyed by the output names. :func:`to_ir` then
 
 1. converts it with tf2onnx (``from_function``) at tf2onnx's newest opset (18),
-   collecting what tf2onnx logs as unsupported;
+   collecting what tf2onnx logs as unsupported; functions marked for XLA
+   (Keras wraps grouped and depthwise convolutions in ``jit_compile=True``)
+   are unmarked first so TF's inliner opens them (:func:`_allow_xla_inlining`);
 2. repairs or rejects every op that is not an ONNX op (:mod:`.repairs`);
 3. upgrades the model to ``ir.DEFAULT_OPSET`` (onnxscript's version converter);
 4. names dynamic dims and records provenance (:mod:`.naming`);
@@ -70,6 +72,7 @@ def to_ir(traced: Traced, opset: int = ir.DEFAULT_OPSET) -> ir.Model:
     """
     import tf2onnx
 
+    _allow_xla_inlining()
     with _captured_tf2onnx_log() as records:
         try:
             proto, _ = tf2onnx.convert.from_function(
@@ -86,6 +89,42 @@ def to_ir(traced: Traced, opset: int = ir.DEFAULT_OPSET) -> ir.Model:
     except ir.VerificationError as e:
         raise CrossgraphError(f"converting {traced.description} gave an invalid graph: {e}") from e
     return model
+
+
+_XLA_MARKERS = ("_XlaMustCompile", "_noinline")
+
+
+def _allow_xla_inlining() -> None:
+    """Let TF's function inliner open functions marked for XLA before tf2onnx converts the graph.
+
+    Keras (TF backend) computes grouped and depthwise convolutions in a
+    ``tf.function(jit_compile=True)``; grappler never inlines such a call, so
+    tf2onnx meets an opaque ``StatefulPartitionedCall`` (tf2onnx issues 2099,
+    2347: every Keras ConvNeXt). tf2onnx freezes the function, passes the frozen
+    ``GraphDef`` through ``tf_loader.fix_freezing_errors_part2`` and then runs
+    grappler: this wraps that step to drop the XLA markers from every node and
+    library function. XLA compilation is an execution hint; the ops are the same.
+    Installed once, process-wide, idempotent.
+    """
+    from tf2onnx import tf_loader
+
+    original = tf_loader.fix_freezing_errors_part2
+    if getattr(original, "_crossgraph_unmarks_xla", False):
+        return
+
+    def unmarked(graph_def: Any) -> Any:
+        graph_def = original(graph_def)
+        nodes = [*graph_def.node, *(n for f in graph_def.library.function for n in f.node_def)]
+        for node in nodes:
+            for key in _XLA_MARKERS:
+                node.attr.pop(key, None)
+        for function in graph_def.library.function:
+            for key in _XLA_MARKERS:
+                function.attr.pop(key, None)
+        return graph_def
+
+    unmarked._crossgraph_unmarks_xla = True  # type: ignore[attr-defined]
+    tf_loader.fix_freezing_errors_part2 = unmarked
 
 
 def _reorder_outputs(model: ir.Model, order: list[str]) -> None:
