@@ -44,6 +44,8 @@ class ConversionResult:
     backend_info: dict[str, Any] | None = None
     parity: Any = None
     parity_note: str | None = None
+    #: symbol -> (min, max) where the model accepts only a range (``seq`` <= a position table's rows)
+    dim_ranges: dict[str, tuple[int | None, int | None]] = dataclasses.field(default_factory=dict)
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,6 +59,9 @@ class ConversionResult:
             f"{self.source} ({self.source_format}) -> {self.destination} ({self.target_format})",
             f"  nodes: {self.nodes_before} -> {self.nodes_after}" + (f"  [{self.pass_summary}]" if self.pass_summary else ""),
         ]
+        if self.dim_ranges:
+            lines.append("  dims limited by the model: " + ", ".join(
+                f"{name} in {lo or 1}..{'' if hi is None else hi}" for name, (lo, hi) in self.dim_ranges.items()))
         if self.backend_info:
             lines.append("  " + ", ".join(f"{k}: {', '.join(map(str, v)) or 'none' if isinstance(v, list) else v}"
                                           for k, v in self.backend_info.items()))
@@ -260,6 +265,7 @@ def convert(
         source=label, destination=str(destination), source_format=src_fmt, target_format=tgt_fmt,
         nodes_before=nodes_before, nodes_after=_count_nodes(model), optimize_level=optimize,
         pass_summary=report.summary() if report is not None else None, passes=report, seconds=seconds,
+        dim_ranges=_limited_dims(model),
     )
     with staging.staged(destination) as tmp:
         t = time.perf_counter()
@@ -309,6 +315,14 @@ def _check_parity(result: ConversionResult, model: ir.Model, source: Any, src_fm
 
 #: How close reduced-precision results must stay to the source (cosine similarity per output).
 _MIN_COSINE = {"fp16": 0.999, "dynamic-int8": 0.99, "int8": 0.98}
+
+
+def _limited_dims(model: ir.Model) -> dict[str, tuple[int | None, int | None]]:
+    """The recorded symbol ranges that limit a dim (an upper bound, or a minimum above 2)."""
+    from converter.inputs import model_symbol_bounds
+
+    return {name: (lo, hi) for name, (lo, hi) in model_symbol_bounds(model).items()
+            if hi is not None or (lo or 0) > 2}
 
 
 def _parity_data(inputs: Any) -> Any:

@@ -39,7 +39,8 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback on e
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 InputOpt = Annotated[
     list[str] | None,
-    typer.Option("--input", "-i", help="Input spec NAME:SHAPE[:DTYPE], e.g. 'x:batch x 3 x 224 x 224:float32'. Repeatable."),
+    typer.Option("--input", "-i", help="Input spec NAME:SHAPE[:DTYPE]; a symbol may take a range SYMBOL=MIN..MAX (either end optional), "
+                 "e.g. 'x:batch x 3 x 224 x 224:float32' or 'input_ids:batch x seq=..512:int64'. Repeatable."),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="Where parity runs: cpu or cuda.")]
 UnsafeOpt = Annotated[
@@ -194,8 +195,8 @@ def validate(
     sizes = {}
     for spec in (InputSpec.parse(s) for s in input or []):
         for d in spec.shape or ():
-            if isinstance(d, str):
-                sizes.setdefault(d, 2)
+            if isinstance(d, str):  # 2, or the smallest size the spec's range allows
+                sizes.setdefault(d, max(2, spec.bounds.get(d, (None, None))[0] or 0))
     result = parity.validate(source, converted, inputs=inputs, rtol=rtol, atol=atol, device=device,
                              batches=batches, seed=seed, sizes=sizes or None, unsafe_load=unsafe_load,
                              localize=localize, repro_dir=repro_dir)

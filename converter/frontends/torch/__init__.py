@@ -26,18 +26,26 @@ def load(source: Any, *, format: str = "torch", inputs: Any = None, **options: A
         format: ``"torch"``, ``"exported_program"`` or ``"torchscript"``.
         inputs: example inputs (a tuple/list of tensors, or a dict name -> tensor),
             or a list of ``converter.inputs.InputSpec``; symbol names in spec
-            shapes become dynamic dims (one ``torch.export.Dim`` per name).
-            Required for modules and TorchScript; optional for ``.pt2``.
+            shapes become dynamic dims (one ``torch.export.Dim`` per name, with
+            the spec's range: ``seq=..512`` is ``Dim("seq", min=1, max=512)``).
+            Required for modules and TorchScript; optional for ``.pt2``, where
+            spec symbols name the file's dynamic dims.
         options: ``strict`` (default False) for ``torch.export``;
             ``dynamic_shapes`` (torch's form) to use with example tensors.
 
     Returns:
         A verified model whose inputs are named after ``forward``'s arguments and
         whose outputs are ``output``, ``output_<i>``, or a returned dict's keys.
+        Dynamic dims are named by the input specs, else by the ``Dim`` names
+        torch.export kept (a live program, or a ``.pt2`` saved with its
+        ``dynamic_shapes`` record), else ``batch``/``<input>_<axis>``; their
+        ranges are in the model's metadata (``converter.inputs.model_symbol_bounds``).
         Weights are initializers wrapping the torch tensors, not copies.
 
     Raises:
-        InputError: a missing or corrupt file, missing inputs, or a failed export.
+        InputError: a missing or corrupt file, missing inputs, or a failed export
+            (when torch.export suggests a range or a size for a dim, the message
+            gives the ``--input`` that applies it).
         UnsupportedOpsError: ops with no translation, every one listed.
 
     Example:
@@ -49,9 +57,11 @@ def load(source: Any, *, format: str = "torch", inputs: Any = None, **options: A
     """
     from converter.frontends.torch.export import exported_program
     from converter.frontends.torch.translate import Translator
+    from converter.inputs import set_model_symbol_bounds
 
     program = exported_program(source, format=format, inputs=inputs, **options)
     model = Translator(program.ep, program.input_names, program.symbols, program.output_names).run()
+    set_model_symbol_bounds(model, program.bounds)
     ir.verify(model)
     return model
 
