@@ -72,6 +72,9 @@ CASES = [
     Case("erf_sigmoid_tanh", lambda x: torch.erf(x) + torch.sigmoid(x) * torch.tanh(x), [((B, 5), FLOAT)]),
     Case("compare_where", lambda x, y: torch.where(x > y, x, y * 2) + (x <= 0.1).float() + (x != y).long(), [((B, 5), FLOAT), ((B, 5), FLOAT)]),
     Case("compare_int_float_scalar", lambda x: (x >= 0.5) & (x < 3) | ~(x == 1), [((B, 5), INT)]),
+    # as_strided: the restride adaptive_avg_pool1d decomposes to (dynamic batch), and a windowed view
+    Case("adaptive_avg_pool1d", lambda x: F.adaptive_avg_pool1d(x.transpose(1, 2), 1).flatten(1), [((B, 5, 8), FLOAT)]),
+    Case("as_strided_windows", lambda x: torch.as_strided(x, (3, 2, 2), (4, 1, 2), 1) * 2, [((4, 5), FLOAT)], ("Gather",)),
     Case("masked_fill_max_min", lambda x, y: x.masked_fill(y > 0, -1.0) + torch.maximum(x, y) - torch.minimum(x, y), [((B, 5), FLOAT), ((B, 5), FLOAT)]),
     Case("trig_hyperbolic", lambda x: x.tanh().asin() + x.tanh().acos() + x.atan() + x.sinh() * x.cosh() + (x * 0.5).tan(), [((B, 5), FLOAT)]),
     Case("atan2", lambda x, y: torch.atan2(x, y), [((B, 5), FLOAT), ((B, 5), FLOAT)]),

@@ -187,3 +187,52 @@ def unfold(e: Emitter, x: ir.Value, dimension: int, size: int, step: int) -> ir.
     out = e.op("Gather", x, e.const(positions), axis=dim)
     perm = [a for a in range(n + 1) if a != dim + 1] + [dim + 1]
     return e.op("Transpose", out, perm=perm)
+
+
+@ATEN.register("aten::as_strided")
+@ATEN.register("aten::as_strided_copy")
+def as_strided(e: Emitter, x: ir.Value, size: list[Any], stride: list[Any], storage_offset: Any = None) -> ir.Value:
+    """A strided view of ``x``'s elements in row-major order (the IR has no storage to alias).
+
+    Decompositions emit it as a plain restride (``adaptive_avg_pool1d``'s result
+    reshaped to ``[n, c, 1, 1]``): strides that are the contiguous ones of
+    ``size`` (size-1 dims aside) are a ``Reshape``, dynamic sizes included. Other
+    static views gather the elements at ``offset + sum(i_k * stride_k)``.
+    """
+    offset = storage_offset or 0
+    if not isinstance(offset, int):
+        raise NotImplementedError("as_strided with a dynamic storage offset")
+    if offset == 0 and _contiguous_strides(size, stride) and not _fewer_elements(x, size):
+        return view(e, x, size)
+    if not all(isinstance(v, int) for v in (*size, *stride)):
+        raise NotImplementedError("as_strided with dynamic sizes and non-contiguous strides")
+    positions = np.full(size, offset, dtype=np.int64)
+    for axis, (n, step) in enumerate(zip(size, stride, strict=True)):
+        shape = [1] * len(size)
+        shape[axis] = n
+        positions = positions + (np.arange(n, dtype=np.int64) * step).reshape(shape)
+    flat = e.op("Reshape", x, e.ints([-1]))
+    return e.op("Gather", flat, e.const(positions), axis=0)
+
+
+def _fewer_elements(x: ir.Value, size: list[Any]) -> bool:
+    """Whether a static ``size`` holds fewer elements than a static ``x`` (a prefix view, not a reshape)."""
+    dims = list(x.shape or [None])
+    if not all(isinstance(d, int) for d in (*dims, *size)):
+        return False
+    return int(np.prod(size)) < int(np.prod(dims))
+
+
+def _contiguous_strides(size: list[Any], stride: list[Any]) -> bool:
+    """Whether ``stride`` is row-major for ``size``, ignoring size-1 dims (their stride is never used)."""
+    expected = 1
+    for n, step in reversed(list(zip(size, stride, strict=True))):
+        if isinstance(n, int) and n == 1:
+            continue
+        if not isinstance(step, int) or step != expected:
+            return False
+        if not isinstance(n, int):  # a dynamic size: only the outermost non-trivial dim may have one
+            expected = None  # type: ignore[assignment]
+            continue
+        expected = expected * n if expected is not None else None
+    return True
