@@ -11,20 +11,29 @@ multiple of the weight bytes (goal: at most 1.5x):
     onnx -> savedmodel    convert, then validate (when that back end exists)
     torch -> onnx         convert an nn.Module, then validate
     torch.onnx.export     the same nn.Module with PyTorch's own exporter, for comparison
+    tf2onnx               the same function as a ``tf.function`` over ``tf.Variable``s,
+                          converted by ``tf2onnx.convert.from_function`` (``large_model``)
 
 The nn.Module's parameters are the ONNX model's weights, memory-mapped
-copy-on-write, so both sides compute the same function. Each child's baseline
+copy-on-write, so both sides compute the same function; the TensorFlow
+variables are copies of them (a variable owns its memory), so that path's
+figures include one copy of the weights before tf2onnx starts. Each child's baseline
 (RSS after imports, before any model is touched) is reported too: the interpreter
 with torch and onnxruntime loaded is a few hundred MB whatever the model.
 Results are deleted after each path to bound disk use (about 2x the model).
 
-Usage: python bench/large.py [--gib 2.2] [--dir DIR] [--paths onnx-onnx,torch-onnx,...]
+Usage: python bench/large.py [--gib 2.2] [--dir DIR] [--paths onnx-onnx,torch-onnx,...] [--max-gib N]
+
+A step whose resident memory passes the cap (default 6x the weights, at most 80% of
+the memory available at start) is stopped and reported as such, not left to exhaust
+a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -136,6 +145,32 @@ def torch_module(onnx_path: pathlib.Path) -> object:
     return LargeMLP().eval()
 
 
+def tf_function(onnx_path: pathlib.Path) -> object:
+    """The same model as a ``tf.function`` over ``tf.Variable``s holding the ONNX model's weights."""
+    import numpy as np
+    import onnx
+    import tensorflow as tf
+
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    data = onnx_path.with_name(onnx_path.name + ".data")
+    weights = {}
+    for t in proto.graph.initializer:
+        entry = {e.key: e.value for e in t.external_data}
+        weights[t.name] = tf.Variable(np.memmap(data, np.float32, "r", int(entry["offset"]), tuple(t.dims)),
+                                      trainable=False, name=t.name)
+    layers = (len(weights) - 1) // 2
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="ids")])
+    def large_mlp(ids: tf.Tensor) -> tf.Tensor:
+        h = tf.gather(weights["embedding"], ids)
+        for i in range(layers):
+            h = h + tf.matmul(tf.nn.relu(tf.matmul(h, weights[f"up{i}"])), weights[f"down{i}"])
+        return tf.identity(h, name="y")
+
+    large_mlp.variables_ = weights  # keeps them alive with the function
+    return large_mlp
+
+
 # ---- one path per child process ---------------------------------------------------
 
 
@@ -154,10 +189,15 @@ def _child(path_name: str, step: str, workdir: pathlib.Path) -> dict:
 
     import converter
 
+    if path_name == "tf2onnx":
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import tensorflow as tf
+        import tf2onnx
+
     src = workdir / "large.onnx"
     ids = np.array([3, 65000], np.int64)
     target = {"onnx-onnx": "out.onnx", "onnx-torchscript": "out.pt", "onnx-savedmodel": "out_savedmodel",
-              "torch-onnx": "out.onnx", "torch.onnx.export": "torch_onnx.onnx"}[path_name]
+              "torch-onnx": "out.onnx", "torch.onnx.export": "torch_onnx.onnx", "tf2onnx": "tf2onnx.zip"}[path_name]
     dst = workdir / target
     baseline = _rss_mib("VmRSS")
     start = time.perf_counter()
@@ -167,6 +207,10 @@ def _child(path_name: str, step: str, workdir: pathlib.Path) -> dict:
             module = torch_module(src)
             torch.onnx.export(module, (torch.from_numpy(ids),), str(dst), dynamo=True, external_data=True,
                               dynamic_shapes=({0: torch.export.Dim("batch")},))
+        elif path_name == "tf2onnx":  # above 2 GB tf2onnx writes a zip: the model and its external data
+            function = tf_function(src)
+            tf2onnx.convert.from_function(function, input_signature=[tf.TensorSpec([None], tf.int64, name="ids")],
+                                          opset=17, large_model=True, output_path=str(dst))
         else:
             source = torch_module(src) if path_name.startswith("torch") else src
             inputs = [converter.InputSpec("ids", ("batch",), "int64")] if path_name.startswith("torch") else None
@@ -178,20 +222,46 @@ def _child(path_name: str, step: str, workdir: pathlib.Path) -> dict:
     return {"seconds": time.perf_counter() - start, "peak_mib": _rss_mib("VmHWM"), "baseline_mib": baseline, "note": note}
 
 
-def _run_child(path_name: str, step: str, workdir: pathlib.Path) -> dict:
+def _run_child(path_name: str, step: str, workdir: pathlib.Path, max_mib: float) -> dict:
+    """Run one step in a child process; stop it (and say so) once its resident memory passes ``max_mib``."""
     cmd = [sys.executable, __file__, "--child", path_name, step, str(workdir)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    status, peak = pathlib.Path(f"/proc/{proc.pid}/status"), 0.0
+    while proc.poll() is None:
+        try:
+            rss = next(int(line.split()[1]) / 1024 for line in status.read_text().splitlines()
+                       if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            rss = 0.0
+        peak = max(peak, rss)
+        if rss > max_mib:
+            proc.kill()
+            proc.communicate()
+            return {"error": f"stopped at {rss:.0f} MiB resident, over the {max_mib:.0f} MiB cap (--max-gib)"}
+        time.sleep(0.2)
+    stdout, stderr = proc.communicate()
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        tail = (stderr.strip().splitlines() or ["?"])[-1]
         return {"error": f"exit {proc.returncode}: {tail[:160]}"}
     return json.loads(lines[-1])
+
+
+#: Other converters on the same model, for comparison (convert only).
+_OTHER_TOOLS = ("torch.onnx.export", "tf2onnx")
+
+
+def _available_mib() -> float:
+    for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return float("inf")
 
 
 def _paths(selected: list[str] | None) -> list[str]:
     from converter import formats
 
-    paths = ["onnx-onnx", "onnx-torchscript", "onnx-savedmodel", "torch-onnx", "torch.onnx.export"]
+    paths = ["onnx-onnx", "onnx-torchscript", "onnx-savedmodel", "torch-onnx", "torch.onnx.export", "tf2onnx"]
     if not formats.FORMATS["savedmodel"].can_write():
         paths.remove("onnx-savedmodel")
     return [p for p in paths if selected is None or p in selected]
@@ -202,6 +272,9 @@ def main() -> int:
     parser.add_argument("--gib", type=float, default=2.2, help="weights to build, in GiB (default 2.2)")
     parser.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
     parser.add_argument("--paths", default=None, help="comma-separated subset of the paths")
+    parser.add_argument("--max-gib", type=float, default=None,
+                        help="stop a step whose resident memory passes this (default: 6x the weights, "
+                             "at most 80%% of the memory available at start)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -216,20 +289,21 @@ def main() -> int:
     print(f"built {nbytes / 2**30:.2f} GiB of float32 weights ({len(layout(args.gib))} tensors) in "
           f"{time.perf_counter() - start:.1f}s")
     gib = nbytes / 2**20
+    max_mib = args.max_gib * 1024 if args.max_gib else min(6 * gib, 0.8 * _available_mib())
     print(f"{'path':20} {'step':9} {'wall s':>7} {'peak MiB':>9} {'peak/weights':>13} {'(peak-base)/w':>14}  note")
     worst = 0.0
     try:
         for path_name in _paths(args.paths.split(",") if args.paths else None):
-            for step in ("convert", "validate") if path_name != "torch.onnx.export" else ("convert",):
-                r = _run_child(path_name, step, workdir)
+            for step in ("convert",) if path_name in _OTHER_TOOLS else ("convert", "validate"):
+                r = _run_child(path_name, step, workdir, max_mib)
                 if "error" in r:
                     print(f"{path_name:20} {step:9} {r['error']}")
                     break
                 ratio, net = r["peak_mib"] / gib, (r["peak_mib"] - r["baseline_mib"]) / gib
-                worst = max(worst, ratio) if step == "convert" and path_name != "torch.onnx.export" else worst
+                worst = max(worst, ratio) if step == "convert" and path_name not in _OTHER_TOOLS else worst
                 print(f"{path_name:20} {step:9} {r['seconds']:7.1f} {r['peak_mib']:9.0f} {ratio:12.2f}x {net:13.2f}x  {r['note']}")
             for out in workdir.iterdir():
-                if out.name.startswith(("out", "torch_onnx")):
+                if out.name.startswith(("out", "torch_onnx", "tf2onnx")):
                     shutil.rmtree(out) if out.is_dir() else out.unlink()
     finally:
         if args.dir is None:

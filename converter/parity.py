@@ -23,7 +23,7 @@ import numpy as np
 
 from converter import formats
 from converter.errors import CrossgraphError, InputError, NotYetSupportedError
-from converter.runners import OnnxRunner, Runner, Signature, open_runner
+from converter.runners import Runner, Signature, open_runner
 from converter.visual import progress
 from ir.symbols import default_symbol
 
@@ -153,11 +153,12 @@ def validate(
     for obj, fmt in ((source, source_format), (converted, converted_format)):
         safety.check_source(obj, formats.detect_source(obj, fmt), unsafe_load=unsafe_load)
     src = open_runner(source, source_format, device=device, signature=signature, unsafe_load=unsafe_load)
-    dst = open_runner(converted, converted_format, device=device, unsafe_load=unsafe_load)
+    dst = None
     signature = src.signature()
     if signature is None and model is not None:
         signature = ir_signature(model)  # the IR keeps the source's input order
-    if signature is None and (src.named_inputs or isinstance(dst, OnnxRunner)):
+    if signature is None and (src.named_inputs or formats.detect_source(converted, converted_format) == "onnx"):
+        dst = open_runner(converted, converted_format, device=device, unsafe_load=unsafe_load)
         signature = dst.signature()  # fed by name, or an ONNX graph that keeps the source's order
     if signature is None:
         # A positional source (live module, TorchScript, .pt2) and a result that reorders
@@ -166,21 +167,31 @@ def validate(
 
         model = api.load(source, format=source_format, inputs=spec_inputs, unsafe_load=unsafe_load)
         signature = ir_signature(model)
+    if inputs is not None:
+        all_feeds = [_user_inputs(inputs)]
+    else:
+        all_feeds = [make_inputs(signature, sizes, int_range, seed + b) for b in range(batches)]
+    first_feeds = all_feeds[0]
+    feeds_shapes = {k: list(np.shape(v)) for k, v in all_feeds[-1].items()}
+    notes: list[str] = []
     results: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    feeds_shapes: dict[str, list[int]] = {}
-    first_feeds: dict[str, np.ndarray] = {}
-    with progress.stage("checking parity", total=1 if inputs is not None else batches) as bar:
-        for b in range(batches):
-            feeds = _user_inputs(inputs) if inputs is not None else make_inputs(signature, sizes, int_range, seed + b)
-            first_feeds = first_feeds or feeds
-            feeds_shapes = {k: list(np.shape(v)) for k, v in feeds.items()}
-            expected = _run_side(src, feeds, source, "source")
+    with progress.stage("checking parity", total=len(all_feeds)) as bar:
+        # One side at a time: the source's outputs are kept and its runtime released before
+        # the converted model loads, so two copies of large weights never meet in memory.
+        expected = [_run_side(src, feeds, source, "source") for feeds in all_feeds]
+        notes.append(src.note)
+        src = None
+        _release_memory()
+        if dst is None:
+            dst = open_runner(converted, converted_format, device=device, unsafe_load=unsafe_load)
+        for feeds, outs in zip(all_feeds, expected, strict=True):
             actual = _run_side(dst, feeds, converted, "converted")
-            for name, (e, a) in _pair_outputs(expected, actual).items():
+            for name, (e, a) in _pair_outputs(outs, actual).items():
                 results.setdefault(name, []).append((e, a))
             bar.advance()
-            if inputs is not None:
-                break
+        notes.append(dst.note)
+        dst = None
+        _release_memory()
     outputs = [_compare(name, pairs, rtol, atol) for name, pairs in results.items()]
     if min_cosine is not None:
         for o in outputs:
@@ -189,7 +200,7 @@ def validate(
                 o.passed = True
                 o.note = f"passes by cosine >= {min_cosine}"
     report = ParityReport(formats.describe(source), formats.describe(converted), device, feeds_shapes, outputs, batches)
-    report.notes = [r.note for r in (src, dst) if r.note]
+    report.notes = [n for n in notes if n]
     if min_cosine is not None:
         report.notes.append(f"reduced precision: outputs pass at cosine >= {min_cosine} with top-1 agreement")
     if localize and not report.passed:
@@ -241,6 +252,14 @@ def _localize_against_source(source: Any, source_format: str | None, converted: 
                                 repro_dir=pathlib.Path(repro_dir) if repro_dir is not None else None)
     except (CrossgraphError, ValueError):
         return None  # a side the IR cannot read, or inputs that do not line up: kernels vs onnxruntime only
+
+
+def _release_memory() -> None:
+    """Collect a released runtime now (sessions and modules sit in reference cycles), returning
+    its weights' memory before the next one loads."""
+    import gc
+
+    gc.collect()
 
 
 def _run_side(runner: Runner, feeds: dict[str, np.ndarray], obj: Any, role: str) -> dict[str, np.ndarray]:

@@ -85,6 +85,10 @@ class OnnxRunner(Runner):
             model = proto.SerializeToString() if isinstance(proto, onnx.ModelProto) else proto
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # Prepacking copies every constant MatMul/Gemm/Conv weight into a packed buffer: a
+        # second copy of the weights for a speed-up that a parity run (a batch or two) does not
+        # recoup. Without it, external data loaded from a path stays memory-mapped.
+        options.add_session_config_entry("session.disable_prepacking", "1")
         try:
             self.session = ort.InferenceSession(model, options, providers=providers)
         except Exception as e:

@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import pathlib
@@ -124,6 +125,21 @@ def _is_variable(array: Any) -> bool:
     return array.dtype.kind == "f" and array.size > VARIABLE_MIN_SIZE
 
 
+def release_mapped(value: ir.Value) -> None:
+    """Unmap an external (memory-mapped) initializer whose data was copied elsewhere.
+
+    The pages a copy reads stay resident (and count in the process's memory) as
+    long as the mapping lives; closing it returns them. The tensor maps its file
+    again if it is read later, so the IR stays usable.
+    """
+    tensor = value.const_value
+    if isinstance(tensor, ir.ExternalTensor):
+        try:
+            tensor.release()
+        except BufferError:
+            pass  # a view of the mapping is still alive elsewhere: it stays mapped
+
+
 def _check_signature_types(model: ir.Model) -> None:
     """Signature inputs and outputs must be tensors: a SavedModel signature has no sequences or optionals."""
     from converter.errors import NotYetSupportedError
@@ -159,6 +175,8 @@ def build(model: ir.Model, *, channels_last: bool = True) -> Built:
         array = param_array(value, layout)
         if _is_variable(array):
             var = tf.Variable(array, trainable=False, name=re.sub(r"[^A-Za-z0-9_.\-/]", "_", value.name) or "w")
+            del array  # the variable holds its own copy: drop the mapped pages of the source
+            release_mapped(value)
             variables.append(var)
             params[(value.name, layout)] = var
         else:
@@ -215,3 +233,5 @@ def save(model: ir.Model, path: pathlib.Path, *, format: str = "savedmodel", **o
     extra = path / "assets.extra"
     extra.mkdir(exist_ok=True)
     (extra / "crossgraph.json").write_text(json.dumps(_manifest(model, built), indent=2) + "\n")
+    del built
+    gc.collect()  # the module sits in reference cycles: free its variables before parity loads the result

@@ -379,3 +379,24 @@ def test_light_zoo_model_with_random_weights_matches_onnxruntime(tmp_path, name:
 #: Transposes of activations measured per zoo model (a channel shuffle or a Reshape to NCHW needs them).
 ZOO_ACTIVATION_TRANSPOSES = {"bvlc_alexnet": 2, "densenet121": 1, "inception_v1": 1, "inception_v2": 1,
                              "resnet50": 1, "shufflenet": 49, "squeezenet": 3, "vgg19": 2, "zfnet512": 2}
+
+
+def test_mapped_weights_are_unmapped_after_export_and_the_model_still_reads_them(tmp_path, onnx_fixtures) -> None:
+    """The export copies each external weight into a variable and closes its memory map; the IR maps
+    the file again when read, and the SavedModel computes what onnxruntime does."""
+    import onnxruntime as ort
+
+    src = tmp_path / "mlp.onnx"
+    ir.save(ir.load(onnx_fixtures / "mlp.onnx"), src, external_data="mlp.onnx.data", size_threshold_bytes=0)
+    model = ir.load(src)
+    external = [v.const_value for v in model.graph.initializers.values() if isinstance(v.const_value, ir.ExternalTensor)]
+    before = {t.name: np.array(t.numpy()) for t in external}
+    savedmodel.save(model, tmp_path / "out")
+    variables = [t for t in external if t.size > savedmodel.VARIABLE_MIN_SIZE]  # small ones are graph constants
+    assert variables and all(t.raw is None for t in variables)  # unmapped
+    for t in external:
+        np.testing.assert_array_equal(t.numpy(), before[t.name])
+    feeds = _feeds(model, 3, seed=0)
+    expected = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, feeds)
+    run, _ = _load_signature(tmp_path / "out")
+    np.testing.assert_allclose(run(feeds), expected[0], rtol=1e-5, atol=1e-5)

@@ -156,3 +156,126 @@ def test_torch_to_onnx_convert_with_external_data_passes_parity(small_threshold,
     result = converter.convert(module, out, inputs=[converter.InputSpec("x", ("batch", 16), "float32")])
     assert result.parity.passed
     assert _external_names(out) and (tmp_path / "mlp.onnx.data").is_file()
+
+
+# ---- single-file ONNX written by streaming ---------------------------------------
+
+
+@pytest.fixture
+def stream_everything(monkeypatch):
+    """Every inline model is written by the streaming serializer."""
+    monkeypatch.setattr(onnx_backend, "STREAM_THRESHOLD", 0)
+
+
+@pytest.mark.parametrize("fixture", ["mlp", "cnn", "control_flow"])
+def test_streamed_single_file_parses_as_the_same_model_protobuf_writes(stream_everything, tmp_path, fixture):
+    model = ir.load(ROOT / "fixtures" / "models" / "onnx" / f"{fixture}.onnx")
+    streamed, reference = tmp_path / "streamed.onnx", tmp_path / "reference.onnx"
+    onnx_backend.save(model, streamed)
+    ir.save(model, reference)  # protobuf's own serializer, the whole message in memory
+    assert onnx.load(str(streamed)) == onnx.load(str(reference))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reference.onnx", "streamed.onnx"]  # no scratch left
+    onnx.checker.check_model(str(streamed))
+
+
+def test_forcing_a_single_file_inlines_memory_mapped_weights(stream_everything, external_mlp, tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_backend, "EXTERNAL_DATA_THRESHOLD", 1_800_000_000)  # a small model again
+    out = tmp_path / "single.onnx"
+    converter.convert(external_mlp, out, optimize=0, check=False, backend_external_data=False)
+    assert _external_names(out) == set() and not (tmp_path / "single.onnx.data").exists()
+    for name, w in _weights(external_mlp).items():
+        np.testing.assert_array_equal(_weights(out)[name], w)
+    feeds = _mlp_feeds()
+    np.testing.assert_allclose(_ort(out, feeds)[0], _ort(MLP, feeds)[0], rtol=1e-6, atol=1e-6)
+
+
+# ---- peak memory, measured by the kernel in a fresh process ------------------------
+
+_PEAK = """
+import pathlib, sys
+sys.path.insert(0, {root!r})
+import numpy as np
+import ir
+{imports}
+
+def mib(field):
+    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+
+# x -> MatMul(w0) -> ... -> MatMul(w15): 256 MiB of float32 weights
+rng = np.random.default_rng(0)
+x = ir.Value(name="x", type=ir.TensorType(ir.DataType.FLOAT), shape=ir.Shape(["batch", 2048]))
+weights = [ir.Value(name=f"w{{i}}", const_value=ir.Tensor(rng.standard_normal((2048, 2048), np.float32) / 45, name=f"w{{i}}"))
+           for i in range(16)]
+nodes, h = [], x
+for w in weights:
+    nodes.append(ir.node("MatMul", [h, w]))
+    h = nodes[-1].outputs[0]
+h.name, h.dtype, h.shape = "y", ir.DataType.FLOAT, ir.Shape(["batch", 2048])
+graph = ir.Graph([x], [h], nodes=nodes, initializers=weights, opset_imports={{"": 21}}, name="chain")
+model = ir.Model(graph, ir_version=10)
+nbytes = 16 * 2048 * 2048 * 4
+{setup}
+pathlib.Path("/proc/self/clear_refs").write_text("5")  # the peak restarts from the current size
+base = mib("VmRSS")
+{step}
+print((mib("VmHWM") - base) * 2**20 / nbytes)
+"""
+
+
+def _peak_over_weights(tmp_path: pathlib.Path, step: str, *, imports: str = "", setup: str = "") -> float:
+    """(peak RSS during ``step`` - RSS before it) / weight bytes, for 256 MiB of weights in ``model``."""
+    import subprocess
+    import sys
+
+    code = _PEAK.format(root=str(ROOT), imports=imports, setup=setup, step=step)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def test_single_file_save_adds_no_copy_of_in_memory_weights(tmp_path):
+    """protobuf's serializer holds the ModelProto and its bytes: about 3x the weights on top of them."""
+    step = "onnx_backend.save(model, pathlib.Path('single.onnx'))"
+    ratio = _peak_over_weights(tmp_path, step, imports="from converter.backends import onnx as onnx_backend")
+    assert ratio < 0.3, f"saving a single file took {ratio:.2f}x the weights on top of the model"
+    assert _external_names(tmp_path / "single.onnx") == set()
+
+
+def test_savedmodel_export_of_mapped_weights_holds_them_once(tmp_path):
+    """The variables own one copy; the memory-mapped pages they were copied from are released."""
+    pytest.importorskip("tensorflow")
+    setup = ("ir.save(model, 'src.onnx', external_data='src.onnx.data')\n"
+             "del weights, nodes, h, x\n"
+             "model = ir.load('src.onnx')\n"
+             "import tensorflow as tf\n"
+             "from converter.backends import savedmodel\n"
+             "tf.constant(1.0) + 1")  # TensorFlow's runtime starts before the baseline
+    ratio = _peak_over_weights(tmp_path, "savedmodel.save(model, pathlib.Path('out'))", setup=setup)
+    assert ratio < 1.4, f"the SavedModel export took {ratio:.2f}x the weights"
+    assert (tmp_path / "out" / "saved_model.pb").is_file()
+
+
+def test_validate_releases_the_source_before_loading_the_converted_model(monkeypatch, tmp_path):
+    import weakref
+
+    from converter import parity
+
+    out = tmp_path / "mlp.pt"
+    converter.convert(MLP, out, optimize=0, check=False)
+    opened: list[tuple[str, list[bool]]] = []
+    runners: list[weakref.ref] = []
+    real_open = parity.open_runner
+
+    def recording_open(obj, fmt, **kwargs):
+        opened.append((pathlib.Path(obj).name, [r() is not None for r in runners]))
+        runner = real_open(obj, fmt, **kwargs)
+        runners.append(weakref.ref(runner))
+        return runner
+
+    monkeypatch.setattr(parity, "open_runner", recording_open)
+    report = converter.validate(MLP, out, batches=2)
+    assert report.passed and report.batches == 2
+    assert opened == [("mlp.onnx", []), ("mlp.pt", [False])]  # the source's runtime was gone by then
+    assert all(r() is None for r in runners)
