@@ -12,13 +12,21 @@ On the same fixture models, per tool: conversion wall time, TFLite op count,
 TRANSPOSE op count, and LiteRT latency (1 thread, median of ``--runs`` invokes,
 in ``.venv``'s ai-edge-litert, inputs resized to the same shapes).
 
+crossgraph is measured three ways: as converted (symbolic dims stay dynamic,
+so the file computes shapes at run time), with ``--nhwc-io``, and with
+``--input`` giving every dim the benchmark's size (``crossgraph --input``):
+a static file, which is what onnx2tf (``-ois``) and litert-torch (traced at the
+example's shapes) write, so that row is the like-for-like comparison.
+``--ops`` prints each file's op histogram.
+
 Usage:
-    .venv/bin/python bench/bench_tflite.py [--runs 50] [--env-timeout 900] [--json out.json]
+    .venv/bin/python bench/bench_tflite.py [--runs 50] [--env-timeout 900] [--json out.json] [--ops]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import hashlib
 import json
@@ -123,9 +131,15 @@ def _run(cmd: list[str], timeout: float = 900) -> tuple[float, str | None]:
     return seconds, None
 
 
-def convert_crossgraph(case: Case, out: pathlib.Path, nhwc_io: bool) -> tuple[float, pathlib.Path | None, str | None]:
-    dest = out / f"crossgraph{'_nhwc' if nhwc_io else ''}_{case.path.stem}.tflite"
-    options = {**case.crossgraph_options, **({"backend_nhwc_io": True} if nhwc_io else {})}
+def convert_crossgraph(case: Case, out: pathlib.Path, variant: str = "") -> tuple[float, pathlib.Path | None, str | None]:
+    """``variant``: "" (as converted), "nhwc" (``--nhwc-io``) or "static" (``--input`` at the case's shapes)."""
+    dest = out / f"crossgraph_{variant}_{case.path.stem}.tflite"
+    options = dict(case.crossgraph_options)
+    if variant == "nhwc":
+        options["backend_nhwc_io"] = True
+    elif variant == "static":
+        options.pop("backend_specialize", None)  # --input sizes every dim
+        options["inputs"] = [f"{name}:{'x'.join(map(str, shape))}:{dtype}" for name, (shape, dtype) in case.shapes.items()]
     seconds, error = _run([str(ROOT / ".venv" / "bin" / "python"), "-c", _CROSSGRAPH, str(case.path), str(dest),
                            json.dumps(options)])
     return seconds, (dest if error is None else None), error
@@ -174,8 +188,9 @@ def measure(path: pathlib.Path, case: Case, runs: int) -> dict:
         start = time.perf_counter()
         interpreter.invoke()
         times.append(time.perf_counter() - start)
+    histogram = ", ".join(f"{op} {n}" for op, n in collections.Counter(ops).most_common())
     return {"ops": len(ops), "transposes": ops.count("TRANSPOSE"), "latency_ms": 1000 * statistics.median(times),
-            "size_kb": path.stat().st_size / 1024}
+            "size_kb": path.stat().st_size / 1024, "op_histogram": histogram}
 
 
 def _shape_in_file(shape: list[int], signature: np.ndarray) -> list[int]:
@@ -191,6 +206,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50, help="timed invokes per model (median reported)")
     parser.add_argument("--env-timeout", type=float, default=900, help="seconds allowed to build each tool's env")
     parser.add_argument("--json", help="also write the rows as JSON here")
+    parser.add_argument("--ops", action="store_true", help="print each file's op histogram")
     args = parser.parse_args()
 
     tools = {"onnx2tf": ensure_env("onnx2tf", args.env_timeout),
@@ -200,8 +216,9 @@ def main() -> None:
         out = pathlib.Path(tmp)
         for cases, tool in ((ONNX_CASES, "onnx2tf"), (TORCH_CASES, "litert-torch")):
             for case in cases:
-                attempts = [("crossgraph", lambda c=case: convert_crossgraph(c, out, False)),
-                            ("crossgraph --nhwc-io", lambda c=case: convert_crossgraph(c, out, True))]
+                attempts = [("crossgraph", lambda c=case: convert_crossgraph(c, out)),
+                            ("crossgraph --nhwc-io", lambda c=case: convert_crossgraph(c, out, "nhwc")),
+                            ("crossgraph --input", lambda c=case: convert_crossgraph(c, out, "static"))]
                 if tools[tool] is not None:
                     convert = convert_onnx2tf if tool == "onnx2tf" else convert_litert_torch
                     attempts.append((tool, lambda c=case, f=convert, py=tools[tool]: f(py, c, out)))
@@ -215,6 +232,8 @@ def main() -> None:
                             row["error"] = f"LiteRT: {' '.join(str(e).split())[:200]}"
                     rows.append(row)
                     print(_format(row), flush=True)
+                    if args.ops and "op_histogram" in row:
+                        print(f"    {row['op_histogram']}", flush=True)
     print()
     print(_table(rows))
     missing = [t for t, python in tools.items() if python is None]

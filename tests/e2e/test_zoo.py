@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import converter  # noqa: E402
 from converter import parity  # noqa: E402
 from converter.runners import open_runner  # noqa: E402
+from fixtures.zoo import randomize_batch_norm  # noqa: E402
 
 
 def _reference_scales(source: Any, onnx_path: pathlib.Path, int_range: tuple[int, int] = (0, 10)) -> dict[str, float]:
@@ -55,25 +56,13 @@ KERAS_APPS = ["ResNet50", "MobileNetV2", "EfficientNetB0", "DenseNet121"]
 _KERAS_KNOWN: dict[str, Any] = {}
 
 
-def _randomize_batch_norm(model: Any, seed: int = 0) -> None:
-    """Non-trivial batch-norm parameters and statistics (Keras' defaults make MobileNetV2's logits ~1e-11)."""
-    import keras
-
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.get_weights()[0].shape
-            values = [rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n), rng.normal(0, 0.1, n), rng.uniform(0.5, 1.5, n)]
-            layer.set_weights([v.astype(np.float32) for v in values][: len(layer.get_weights())])
-
-
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_KERAS_KNOWN.get(n, ())) for n in KERAS_APPS])
 def test_keras_applications_to_onnx(name, tmp_path, record_property):
     pytest.importorskip("tf2onnx")
     keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(0)
     model = getattr(keras.applications, name)(weights=None, input_shape=(96, 96, 3), classifier_activation=None)
-    _randomize_batch_norm(model)
+    randomize_batch_norm(model)
     destination = tmp_path / f"{name}.onnx"
     result = converter.convert(model, destination, check=True)
     scales = _reference_scales(model, destination)
