@@ -126,6 +126,19 @@ def conv(
     return F.conv3d(x, w, b, st, sym, dl, group)
 
 
+def conv2d(
+    x: Tensor, w: Tensor, b: Tensor | None, strides: list[int], padding: list[int], dilations: list[int], group: int
+) -> Tensor:
+    """A 2-D convolution with resolved arguments (symmetric ``padding``), as the TorchScript back end emits it.
+
+    The back end stores 2-D weights channels-last, so torch runs float32 CPU
+    convolutions in oneDNN with a channels-last result. (Forcing channels-last
+    inputs and calling ``torch.mkldnn_convolution`` was faster still but gave wrong
+    results on light_squeezenet with signed inputs: not yet understood.)
+    """
+    return F.conv2d(x.contiguous(), w, b, strides, padding, dilations, group)
+
+
 @TORCH.register("ConvTranspose", since=1)
 def conv_transpose(
     x: Tensor,

@@ -33,7 +33,7 @@ def constant(
 @TORCH.register("ConstantOfShape", since=9)
 def constant_of_shape(input: Tensor, value: Tensor | None = None) -> Tensor:  # noqa: A002
     fill = torch.zeros(1, dtype=torch.float32, device=input.device) if value is None else value.to(input.device)
-    return fill.reshape(1).expand(ints(input)).contiguous()
+    return fill.reshape(()).expand(ints(input)).contiguous()  # 0-d: an empty shape gives a scalar
 
 
 @TORCH.register("EyeLike", since=9)

@@ -120,7 +120,9 @@ def test_generated_source_has_one_commented_line_per_node():
     ir.set_source_name(next(iter(model.graph)), "features.0", "torch")
     src = torchscript.generate_source(model)
     assert "# Conv conv1  (source: features.0)" in src
-    assert src.count("k_conv(") == 2 and "k_max_pool(" in src
+    # Static attributes become the torch call itself; SAME_UPPER padding stays with the kernel.
+    assert "c1 = k_conv2d(x, self.w_w1, self.w_b1, [1, 1], [1, 1], [1, 1], 1)" in src
+    assert src.count("k_conv(") == 1 and "p1 = torch.max_pool2d(r1, [2, 2], [2, 2], [0, 0], [1, 1], False)" in src
     assert "Inputs: x" in src and "Outputs: logits, probs" in src
 
 
@@ -165,3 +167,91 @@ def test_module_moves_to_cuda(tmp_path):
     logits, _ = m(torch.from_numpy(x).cuda())
     want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_allclose(logits.cpu().numpy(), want, rtol=1e-3, atol=1e-4)
+
+
+# ---- generated code: folding, direct torch calls, freezing ---------------------------------
+
+
+def _conv_bn(rank: int, attrs: dict, bn: bool) -> onnx.ModelProto:
+    """Conv (weight from ConstantOfShape plus noise, as in the onnx light models) [+ BatchNorm] + Relu."""
+    rng = np.random.default_rng(4)
+    group = attrs.get("group", 1)
+    w_shape = [6, 4 // group] + [3] * (rank - 2)
+    nodes = [
+        helper.make_node("ConstantOfShape", ["w_shape"], ["w_fill"],
+                         value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.02])),
+        helper.make_node("Add", ["w_fill", "w_noise"], ["w"]),
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs),
+    ]
+    inits = [
+        helper.make_tensor("w_shape", TensorProto.INT64, [len(w_shape)], w_shape),
+        _init("w_noise", w_shape, rng), _init("b", [6], rng),
+    ]
+    if bn:
+        nodes.append(helper.make_node("BatchNormalization", ["c", "s", "bb", "m", "v"], ["n"], epsilon=1e-3))
+        inits += [_init("s", [6], rng), _init("bb", [6], rng), _init("m", [6], rng),
+                  helper.make_tensor("v", TensorProto.FLOAT, [6], np.abs(rng.standard_normal(6)) + 0.5)]
+    nodes.append(helper.make_node("Relu", ["n" if bn else "c"], ["y"]))
+    spatial = ["h", "w", "d"][: rank - 2]
+    graph = helper.make_graph(
+        nodes, "conv_bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, *spatial])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)], ir_version=8)
+
+
+CONVS = {
+    "2d": (4, {"pads": [1, 1, 1, 1]}, True),
+    "2d-strided-dilated": (4, {"strides": [2, 1], "dilations": [1, 2], "pads": [2, 1, 2, 1]}, True),
+    "2d-grouped-valid": (4, {"group": 2, "auto_pad": "VALID"}, True),
+    "2d-asymmetric-pads": (4, {"pads": [0, 1, 1, 0]}, True),  # the kernel's explicit padding
+    "1d": (3, {"pads": [1, 1]}, False),
+    "3d": (5, {"strides": [1, 2, 1]}, True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONVS))
+def test_folded_constants_and_conv_batchnorm_match_onnxruntime(name):
+    proto = _conv_bn(*CONVS[name])
+    model = ir.from_proto(proto)
+    src = torchscript.generate_source(model)
+    assert "constant_of_shape" not in src and "k_add" not in src  # the weight is computed once, here
+    rank, attrs, bn = CONVS[name]
+    direct = "pads" not in attrs or attrs["pads"][: rank - 2] == attrs["pads"][rank - 2 :]
+    assert ("with BatchNormalization" in src) == (bn and direct), src
+    module = torchscript.script(model)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(5)
+    for batch, size in ((1, 9), (3, 12)):  # symbolic dims stay dynamic
+        x = rng.standard_normal((batch, 4, *[size] * (rank - 2))).astype(np.float32)
+        with torch.inference_mode():
+            got = module(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(got, sess.run(None, {"x": x})[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("how", ["script-freeze", "freeze-after-load"])
+def test_frozen_module_keeps_dynamic_dims_names_and_results(how, tmp_path):
+    proto = _cnn()
+    if how == "script-freeze":
+        m = torchscript.script(ir.from_proto(proto), freeze=True)
+        assert m.input_names == ["x"] and m.output_names == ["logits", "probs"]
+    else:  # what a user of the saved file can do where it runs
+        torchscript.save(ir.from_proto(proto), tmp_path / "m.pt")
+        m = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.load(str(tmp_path / "m.pt")).eval()))
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(6)
+    for shape in ((1, 3, 16, 16), (3, 3, 20, 12)):
+        x = rng.standard_normal(shape).astype(np.float32)
+        with torch.inference_mode():
+            got = m(torch.from_numpy(x))
+        for g, want in zip(got, sess.run(None, {"x": x}), strict=True):
+            np.testing.assert_allclose(g.numpy(), want, rtol=1e-4, atol=1e-5)
+
+
+def test_conv_weights_are_saved_channels_last(tmp_path):
+    """oneDNN reads channels-last weights without a per-call copy; the layout must survive the file."""
+    torchscript.save(ir.from_proto(_cnn()), tmp_path / "m.pt")
+    m = torch.jit.load(str(tmp_path / "m.pt"))
+    weights = dict(m.named_buffers())
+    assert weights["w_w1"].is_contiguous(memory_format=torch.channels_last)  # conv1: a direct call
+    assert weights["w_w2"].is_contiguous()  # conv2 (SAME_UPPER) calls the kernel, which takes any layout

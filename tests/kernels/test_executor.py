@@ -103,3 +103,24 @@ def test_cuda_matches_cpu():
     feed = {"x": np.array([1.0, -2.0, 3.0], np.float32), "c": np.array(True), "k": np.array(2, np.int64)}
     ctrl = ir.from_onnx_text(CONTROL)
     np.testing.assert_allclose(run(ctrl, feed, device="cuda")["z"], run(ctrl, feed)["z"])
+
+
+# ConstantOfShape of an empty shape is a scalar (Llama's attention-mask code builds one from Shape->Slice).
+SCALAR_FILL = """
+<ir_version: 10, opset_import: ["" : 21]>
+fill (float[N] x) => (float[N] y) {
+    zero = Constant<value = int64[1] {0}>()
+    shape = Shape(x)
+    none = Slice(shape, zero, zero)
+    s = ConstantOfShape(none) <value = float[1] {2.5}>
+    y = Mul(x, s)
+}
+"""
+
+
+def test_constant_of_an_empty_shape_is_a_scalar():
+    x = np.arange(3, dtype=np.float32)
+    model = ir.from_onnx_text(SCALAR_FILL)
+    values = run(model, {"x": x}, intermediates=True)
+    assert values["s"].shape == ()
+    np.testing.assert_allclose(values["y"], _ort(SCALAR_FILL, {"x": x})[0])
