@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+import ir
 from converter import formats
 from converter.errors import CrossgraphError, InputError, NotYetSupportedError
 from converter.runners import Runner, Signature, open_runner
@@ -170,6 +171,7 @@ def validate(
     if inputs is not None:
         all_feeds = [_user_inputs(inputs)]
     else:
+        sizes = sizes_within_ranges(model, sizes)
         all_feeds = [make_inputs(signature, sizes, int_range, seed + b) for b in range(batches)]
     first_feeds = all_feeds[0]
     feeds_shapes = {k: list(np.shape(v)) for k, v in all_feeds[-1].items()}
@@ -316,6 +318,27 @@ def _user_inputs(inputs: Any) -> dict[str, np.ndarray]:
 
 
 _SIZE_DEFAULTS = {"batch": 2}
+
+
+def sizes_within_ranges(model: Any, sizes: Mapping[str, int] | None) -> dict[str, int] | None:
+    """``sizes`` plus, for each symbol the model limits to a range (``seq`` >= 11), a default size inside it.
+
+    The defaults (``batch`` 2, others 3) may fall outside what the model accepts;
+    a size the caller gave is kept as given.
+    """
+    from converter.inputs import model_symbol_bounds
+
+    ranges = model_symbol_bounds(model) if isinstance(model, ir.Model) else {}
+    out = dict(sizes or {})
+    for symbol, (lo, hi) in ranges.items():
+        if symbol in out:
+            continue
+        size = _SIZE_DEFAULTS.get(symbol, 3)
+        if lo is not None and size < lo:
+            out[symbol] = lo
+        elif hi is not None and size > hi:
+            out[symbol] = hi
+    return out or None
 
 
 def make_inputs(
