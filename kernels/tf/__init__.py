@@ -47,6 +47,7 @@ from kernels.tf import (  # noqa: E402,F401
     nn,
     normalization,
     pad,
+    patches,
     quant,
     reduce,
     resize,
@@ -55,6 +56,7 @@ from kernels.tf import (  # noqa: E402,F401
     shape,
     strings,
     tensor,
+    text,
 )
 
 __all__ = ["TF"]

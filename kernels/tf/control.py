@@ -2,8 +2,10 @@
 
 A graph attribute reaches these kernels as a :class:`Body`-like callable (built
 by the walker in ``kernels.tf.run``): ``body(*args) -> list[tf.Tensor]``, with
-``output_dtypes`` (TensorFlow dtypes of its outputs, ``None`` where unknown).
-Eagerly, ``tf.cond`` and ``tf.while_loop`` run as Python control flow; inside a
+``output_dtypes`` (TensorFlow dtypes of its outputs, ``None`` where unknown)
+and ``output_shapes`` (``tf.TensorShape``s, symbolic dims ``None``). Scan
+outputs collect in ``kernels.tf.accumulate`` accumulators shaped from the IR, so
+that TFLite can lower them. Eagerly, ``tf.cond`` and ``tf.while_loop`` run as Python control flow; inside a
 ``tf.function`` they become graph control flow, so trip counts and conditions
 stay dynamic in a SavedModel. A Loop that carries sequences (Python lists) or
 optionals is unrolled while tracing instead, which needs its trip count and
@@ -17,6 +19,7 @@ import tensorflow as tf
 
 from kernels.tf import TF
 from kernels.tf._util import static
+from kernels.tf.accumulate import accumulator, append, invariant, stacked
 
 
 def _scalar_bool(t) -> tf.Tensor:
@@ -26,18 +29,23 @@ def _scalar_bool(t) -> tf.Tensor:
 def _invariant(t) -> tf.TensorShape:
     """Loop-carried values may change size (not rank) from one iteration to the next."""
     if isinstance(t, tf.TensorArray):
-        return tf.TensorShape(None)
+        return invariant(t)
     r = t.shape.rank
     return tf.TensorShape(None if r is None else [None] * r)
 
 
-def _arrays(body, args: list, k: int) -> list[tf.TensorArray]:
-    """One growing TensorArray per scan output of ``body``."""
-    dtypes = list(body.output_dtypes[-k:]) if k else []
+def _scan_specs(body, args: list, k: int) -> list[tuple[tf.DType, tf.TensorShape]]:
+    """Dtype and shape (symbolic dims as ``None``) of each of ``body``'s last ``k`` outputs, from the IR."""
+    if not k:
+        return []
+    dtypes = list(body.output_dtypes[-k:])
+    shapes = list(getattr(body, "output_shapes", [tf.TensorShape(None)] * k)[-k:])
     if any(d is None for d in dtypes):  # the IR does not say: trace the body once to learn them
         probe = tf.function(lambda: body(*args)).get_concrete_function()
-        dtypes = [t.dtype for t in tf.nest.flatten(probe.structured_outputs)[-k:]]
-    return [tf.TensorArray(d, size=0, dynamic_size=True) for d in dtypes]
+        outs = tf.nest.flatten(probe.structured_outputs)[-k:]
+        dtypes = [t.dtype for t in outs]
+        shapes = [tf.TensorShape(None if t.shape.rank is None else [None] * t.shape.rank) for t in outs]
+    return list(zip(dtypes, shapes, strict=True))
 
 
 @TF.register("If", since=1)
@@ -85,15 +93,16 @@ def loop(max_trip, cond, initial, body, num_outputs: int = 0):
         carried, arrays = state[:n], state[n:]
         outs = body(i, c, *carried)
         new = [tf.cast(o, v.dtype) for o, v in zip(outs[1:1 + n], carried, strict=True)]
-        arrays = [a.write(tf.cast(i, tf.int32), o) for a, o in zip(arrays, outs[1 + n:], strict=True)]
+        arrays = [append(a, i, o) for a, o in zip(arrays, outs[1 + n:], strict=True)]
         return (i + 1, _scalar_bool(outs[0]), *new, *arrays)
 
     carried = [tf.convert_to_tensor(v) for v in initial]
     i0 = tf.constant(0, tf.int64)
-    start = (i0, keep, *carried, *_arrays(body, [i0, keep, *carried], k))
+    arrays = [accumulator(d, s) for d, s in _scan_specs(body, [i0, keep, *carried], k)]
+    start = (i0, keep, *carried, *arrays)
     result = tf.while_loop(go_on, step, start, shape_invariants=tuple(_invariant(v) for v in start))
     carried, arrays = list(result[2:2 + n]), result[2 + n:]
-    return carried + [a.stack() for a in arrays]
+    return carried + [stacked(a) for a in arrays]
 
 
 def _move_axis(x: tf.Tensor, source: int, dest: int) -> tf.Tensor:
@@ -128,17 +137,37 @@ def scan(inputs, body, num_scan_inputs: int, scan_input_axes=None, scan_input_di
         carried, arrays = state[:n], state[n:]
         outs = body(*carried, *[s[t] for s in seqs])
         new = [tf.cast(o, v.dtype) for o, v in zip(outs[:n], carried, strict=True)]
-        arrays = [a.write(t, o) for a, o in zip(arrays, outs[n:], strict=True)]
+        arrays = [append(a, t, o) for a, o in zip(arrays, outs[n:], strict=True)]
         return (t + 1, *new, *arrays)
 
-    start = (tf.constant(0), *states, *_arrays(body, [*states, *[s[0] for s in seqs]], k))
+    specs = _scan_specs(body, [*states, *[s[0] for s in seqs]], k)
+    start = (tf.constant(0), *states, *[accumulator(d, s) for d, s in specs])
     result = tf.while_loop(lambda t, *_: t < steps, step, start, shape_invariants=tuple(_invariant(v) for v in start))
     out_axes = list(scan_output_axes or [0] * k)
     out_dirs = list(scan_output_directions or [0] * k)
     outputs = []
     for a, axis, d in zip(result[1 + n:], out_axes, out_dirs, strict=True):
-        stacked = a.stack()
+        items = stacked(a)
         if d:
-            stacked = tf.reverse(stacked, [0])
-        outputs.append(_move_axis(stacked, 0, axis))
+            items = tf.reverse(items, [0])
+        outputs.append(_move_axis(items, 0, axis))
     return list(result[1:1 + n]) + outputs
+
+
+@TF.register("Scan", since=8)
+def scan_8(sequence_lens, inputs, body, num_scan_inputs: int, directions=None, num_outputs: int = 0):
+    """Scan-8: every input has a leading batch axis (scan axis 1); one Scan-9 per batch entry, so the
+    batch size must be known while tracing, and so must ``sequence_lens`` when given."""
+    batch = inputs[0].shape[0]
+    if batch is None:
+        raise ValueError("Scan-8 needs a batch size known while tracing")
+    n = len(inputs) - num_scan_inputs
+    lens = None if sequence_lens is None else static(sequence_lens)
+    if sequence_lens is not None and lens is None:
+        raise ValueError("Scan-8 needs sequence_lens known while tracing")
+    rows = []
+    for b in range(batch):
+        seqs = [s[b] if lens is None else s[b, :int(lens.reshape(-1)[b])] for s in inputs[n:]]
+        rows.append(scan([s[b] for s in inputs[:n]] + seqs, body, num_scan_inputs,
+                         scan_input_directions=directions, num_outputs=num_outputs))
+    return [tf.stack(list(values)) for values in zip(*rows, strict=True)]

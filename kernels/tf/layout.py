@@ -10,10 +10,12 @@ transposes it back only when an op needs ONNX's layout (``Flatten``,
 2. BatchNormalization (inference), GlobalAveragePool, GlobalMaxPool: on the
    channel axis moved last.
 3. Elementwise ops (unary, binary, variadic, Where, Clip, PRelu): every operand
-   is brought to channels-last; a constant operand is permuted while tracing
+   is brought to the layout of the permuted ones (channels-last, usually); a constant operand is permuted while tracing
    (numpy), a lower-rank operand is first given the leading unit axes that
    numpy broadcasting implies.
-4. Concat with every input channels-last: on the moved axis.
+4. Concat with every input in one layout: on the moved axis.
+5. Transpose and Reshape of a tensor held in any layout (``kernels.tf.layout_reshape``):
+   a channel shuffle stays channels-last.
 
 Each rule returns False to decline, and the walk then runs the ONNX kernel on
 ONNX-layout tensors.
@@ -28,8 +30,8 @@ import numpy as np
 import tensorflow as tf
 
 import ir
-from kernels.tf import nn, normalization
-from kernels.tf._util import channels_last_perm, static
+from kernels.tf import layout_reshape, nn, normalization
+from kernels.tf._util import static
 from kernels.tf.run import Held, Walker
 
 Env = dict[ir.Value, Held]
@@ -105,8 +107,9 @@ def _batch_norm(w: Walker, node: ir.Node, env: Env) -> bool:
     return True
 
 
-def _as_channels_last(t: Any, r: int) -> Any:
-    """A natively held operand of an elementwise op, brought to channels-last rank ``r``."""
+def _in_layout(t: Any, perm: tuple[int, ...]) -> Any:
+    """A natively held operand of an elementwise op, brought to layout ``perm`` (of rank ``r``)."""
+    r = len(perm)
     if t is None or t.shape.rank is None or t.shape.rank > r:
         return None
     k = t.shape.rank
@@ -115,44 +118,44 @@ def _as_channels_last(t: Any, r: int) -> Any:
     value = static(t)
     if value is not None:
         full = value.reshape((1,) * (r - k) + value.shape)
-        return tf.constant(np.transpose(full, channels_last_perm(r)))
+        return tf.constant(np.transpose(full, perm))
     for _ in range(r - k):
         t = tf.expand_dims(t, 0)
-    perm = channels_last_perm(r)
     if t.shape.is_fully_defined() and sum(d != 1 for d in t.shape) <= 1:  # e.g. a [1, C, 1, 1] scale: a free reshape
         return tf.reshape(t, [t.shape[i] for i in perm])
-    return tf.transpose(t, perm)
+    return tf.transpose(t, list(perm))
 
 
 def _elementwise(w: Walker, node: ir.Node, env: Env) -> bool:
-    """Rule 3: run an elementwise op on channels-last operands."""
+    """Rule 3: run an elementwise op on operands in the layout of its permuted ones (all the same)."""
     held = [w.held(env, v) if v is not None else None for v in node.inputs]
-    ranks = {h.tensor.shape.rank for h in held if h is not None and h.channels_last}
-    if len(ranks) != 1 or len(node.outputs) != 1:
+    perms = {h.perm for h in held if h is not None and h.perm is not None}
+    if len(perms) != 1 or len(node.outputs) != 1:
         return False
-    r = ranks.pop()
+    perm = perms.pop()
     args = []
     for h in held:
-        if h is None or h.channels_last:
+        if h is None or h.perm is not None:
             args.append(None if h is None else h.tensor)
             continue
-        t = _as_channels_last(h.tensor, r)
+        t = _in_layout(h.tensor, perm)
         if t is None:
             return False
         args.append(t)
-    w.store(env, node, w.call(node, args, env), channels_last=True)
+    w.store(env, node, w.call(node, args, env), perm=perm)
     return True
 
 
 def _concat(w: Walker, node: ir.Node, env: Env) -> bool:
-    """Rule 4: Concat of channels-last inputs."""
+    """Rule 4: Concat of inputs held in one layout (channels-last, usually)."""
     held = [w.held(env, v) for v in node.inputs]
-    if not held or not all(h.channels_last for h in held):
+    perms = {h.perm for h in held}
+    if not held or len(perms) != 1 or None in perms:
         return False
-    r = held[0].tensor.shape.rank
-    axis = node.attributes["axis"].value % r
-    y = tf.concat([h.tensor for h in held], channels_last_perm(r).index(axis))
-    w.store(env, node, [y], channels_last=True)
+    perm = perms.pop()
+    axis = node.attributes["axis"].value % len(perm)
+    y = tf.concat([h.tensor for h in held], perm.index(axis))
+    w.store(env, node, [y], perm=perm)
     return True
 
 
@@ -174,5 +177,7 @@ LAYOUT_RULES: dict[str, Rule] = {
     "GlobalMaxPool": _global_pool("max"),
     "BatchNormalization": _batch_norm,
     "Concat": _concat,
+    "Transpose": layout_reshape.transpose,
+    "Reshape": layout_reshape.reshape,
     **{op: _elementwise for op in _ELEMENTWISE_OPS},
 }

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from kernels.tf import TF
-from kernels.tf._util import rank, to_channels_first, to_channels_last
+from kernels.tf._util import dim, rank, to_channels_first, to_channels_last
 
 Pairs = list[tuple[int, int]]
 
@@ -308,10 +308,33 @@ def _nchw(core):
     return kernel
 
 
+def _max_pool_with_indices(x, *, kernel_shape, auto_pad: str = "NOTSET", ceil_mode: int = 0, dilations=None,
+                           pads=None, storage_order: int = 0, strides=None):
+    """2-D MaxPool and its Indices (flat NCHW positions, column-major within a plane if
+    ``storage_order``), from ``tf.nn.max_pool_with_argmax`` on the channels-last input padded with -inf."""
+    n = len(kernel_shape)
+    strides, dilations = _ints(strides, n, 1), _ints(dilations, n, 1)
+    if n != 2 or any(d != 1 for d in dilations):
+        raise NotImplementedError("MaxPool's Indices output is implemented for undilated 2-D pools only")
+    xl = to_channels_last(x)
+    pairs = _pad_pairs(_spatial(xl), kernel_shape, strides, dilations, auto_pad, pads, ceil_mode)
+    padded = _pad(xl, pairs, _lowest(x.dtype))
+    y, arg = tf.nn.max_pool_with_argmax(padded, list(kernel_shape), strides, "VALID", output_dtype=tf.int64)
+    c, width = tf.cast(dim(x, 1), tf.int64), tf.cast(tf.shape(padded)[2], tf.int64)
+    h, w = tf.cast(dim(x, 2), tf.int64), tf.cast(dim(x, 3), tf.int64)
+    channel, place = arg % c, arg // c  # argmax counts (row * padded width + column) * C + channel
+    row = place // width - tf.cast(pairs[0][0], tf.int64)
+    col = place % width - tf.cast(pairs[1][0], tf.int64)
+    batch = tf.reshape(tf.range(tf.cast(tf.shape(x)[0], tf.int64)), [-1, 1, 1, 1])
+    within = col * h + row if storage_order else row * w + col
+    indices = (batch * c + channel) * h * w + within
+    return to_channels_first(y), to_channels_first(indices)
+
+
 @TF.register("MaxPool")
 def max_pool(x, num_outputs: int = 1, **attrs):
     if num_outputs > 1:
-        raise NotImplementedError("MaxPool's Indices output is not implemented")
+        return _max_pool_with_indices(x, **attrs)
     return _nchw(max_pool_channels_last)(x, **attrs)
 
 

@@ -1,7 +1,7 @@
 """Recurrent ops: RNN, GRU and LSTM (opset 7+, ``layout`` from opset 14).
 
-One scan over time per direction (``tf.scan``, so the sequence length may be
-dynamic). The input projection ``X @ W^T + Wb`` is computed for every step at
+One ``tf.while_loop`` over time per direction (so the sequence length may be
+dynamic), its outputs collected as ``kernels.tf.accumulate`` describes. The input projection ``X @ W^T + Wb`` is computed for every step at
 once; each step adds ``H @ R^T + Rb`` and applies the cell. With
 ``sequence_lens``, steps past a batch entry's length keep its state and output
 zeros, and the reverse direction reverses only the valid part of each sequence
@@ -16,6 +16,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from kernels.tf import TF
+from kernels.tf.accumulate import accumulator, append, invariant, stacked
 
 Activation = Callable[[tf.Tensor], tf.Tensor]
 
@@ -63,28 +64,27 @@ def _clip(x: tf.Tensor, clip: float | None) -> tf.Tensor:
 
 
 def _run_direction(xw: tf.Tensor, states: tuple, step: Callable, lens, reverse: bool) -> tuple[tf.Tensor, tuple]:
-    """Scan ``step(xw_t, states) -> (h, states)`` over time; (outputs [S, B, H], final states)."""
+    """Loop ``step(xw_t, states) -> (h, states)`` over time; (outputs [S, B, H], final states)."""
     if reverse:
         xw = tf.reverse(xw, [0]) if lens is None else tf.reverse_sequence(xw, lens, seq_axis=0, batch_axis=1)
-    times = tf.range(tf.shape(xw)[0])
+    steps = tf.shape(xw)[0]
 
-    def scan_step(acc, elem):
-        x_t, t = elem
-        old = acc[1:]
-        h, new = step(x_t, old)
-        if lens is None:
-            return (h, *new)
-        live = (t < lens)[:, None]
-        kept = tuple(tf.where(live, n, o) for n, o in zip(new, old, strict=True))
-        return (tf.where(live, h, tf.zeros_like(h)), *kept)
+    def body(t, ys, *old):
+        h, new = step(xw[t], old)
+        if lens is not None:  # masked steps keep the state and output zeros
+            live = (t < lens)[:, None]
+            new = tuple(tf.where(live, n, o) for n, o in zip(new, old, strict=True))
+            h = tf.where(live, h, tf.zeros_like(h))
+        return (t + 1, append(ys, t, h), *new)
 
-    first = (tf.zeros_like(states[0]), *states)
-    acc = tf.scan(scan_step, (xw, times), initializer=first)
-    ys = acc[0]
-    finals = tuple(a[-1] for a in acc[1:])  # masked steps hold the state, so the last row is final
+    ys = accumulator(xw.dtype, tf.TensorShape([xw.shape[1], states[0].shape[-1]]))
+    start = (tf.constant(0), ys, *states)
+    shapes = (tf.TensorShape([]), invariant(ys), *(tf.TensorShape([None] * s.shape.rank) for s in states))
+    _, ys, *finals = tf.while_loop(lambda t, *_: t < steps, body, start, shape_invariants=shapes)
+    ys = stacked(ys)
     if reverse:
         ys = tf.reverse(ys, [0]) if lens is None else tf.reverse_sequence(ys, lens, seq_axis=0, batch_axis=1)
-    return ys, finals
+    return ys, tuple(finals)
 
 
 def _recurrent(cell: Callable, gates: int, x, w, r, b, lens, initial: list, *, direction: str, layout: int,

@@ -5,8 +5,8 @@ SavedModel back end (traced once inside a ``tf.function`` with an input
 signature). Graph attributes become :class:`Body` callables that walk the
 subgraph with the values of the scopes around it.
 
-With ``channels_last=True`` the walk tracks, per value, whether the tensor it
-holds is channels-last (NHWC for an NCHW value); the rules in
+With ``channels_last=True`` the walk tracks, per value, the layout of the tensor
+it holds (channels-last: NHWC for an NCHW value; see :class:`Held`); the rules in
 ``kernels.tf.layout`` let convolutions, pools, batch norms and elementwise ops
 consume and produce channels-last tensors, so a chain of convolutions pays one
 transpose in and one out, not a pair per layer.
@@ -42,18 +42,45 @@ ParamKey = tuple[str, str | None]
 
 @dataclasses.dataclass
 class Held:
-    """A value's tensor and whether it is held channels-last."""
+    """A value's tensor and its layout: ``tensor == transpose(native, perm)``, ``perm`` None when native.
+
+    Channels-last (``perm == channels_last_perm(rank)``) is the layout the
+    convolution rules produce; the Reshape and Transpose rules make others
+    (a channel shuffle's 5-D intermediates).
+    """
 
     tensor: Any
-    channels_last: bool = False
+    perm: tuple[int, ...] | None = None
+
+    @property
+    def channels_last(self) -> bool:
+        return self.perm is not None and self.perm == tuple(channels_last_perm(len(self.perm)))
+
+
+def layout_perm(perm: Any) -> tuple[int, ...] | None:
+    """``perm`` as a Held layout: a tuple, or None for the identity (native)."""
+    perm = tuple(int(a) for a in perm)
+    return None if perm == tuple(range(len(perm))) else perm
+
+
+def inverse_perm(perm: Any) -> list[int]:
+    out = [0] * len(perm)
+    for i, a in enumerate(perm):
+        out[a] = i
+    return out
 
 
 class Body:
-    """A subgraph as a callable: ``body(*inputs) -> list of output tensors``."""
+    """A subgraph as a callable: ``body(*inputs) -> list of output tensors``.
+
+    ``output_dtypes`` and ``output_shapes`` say what the IR knows of its outputs
+    (``None`` dtype or an unknown-rank shape where it does not).
+    """
 
     def __init__(self, walker: Walker, graph: ir.Graph, outer: dict[ir.Value, Held]) -> None:
         self.walker, self.graph, self.outer = walker, graph, outer
         self.output_dtypes = [_dtype_of(v) for v in graph.outputs]
+        self.output_shapes = [_shape_of(v) for v in graph.outputs]
 
     def __call__(self, *args: Any) -> list[tf.Tensor]:
         env = dict(self.outer)
@@ -99,6 +126,13 @@ def _dtype_of(value: ir.Value) -> tf.DType | None:
     return tf_dtype(value.dtype) if value.dtype is not None else None
 
 
+def _shape_of(value: ir.Value) -> tf.TensorShape:
+    """The IR's shape of ``value`` with symbolic dims as ``None`` (unknown rank when it has none)."""
+    if value.shape is None:
+        return tf.TensorShape(None)
+    return tf.TensorShape([d if isinstance(d, int) else None for d in value.shape])
+
+
 class Walker:
     """Runs one model's graph on the TensorFlow kernels.
 
@@ -139,20 +173,23 @@ class Walker:
         if value is None:
             return None
         held = self.held(env, value)
-        if not held.channels_last:
+        if held.perm is None:
             return held.tensor
         t = held.tensor
         r = t.shape.rank
-        if all(d == 1 for d in t.shape[1:-1]):  # the same element order either way: a free reshape
+        if held.channels_last and all(d == 1 for d in t.shape[1:-1]):  # the same element order: a free reshape
             return tf.reshape(t, tf.gather(tf.shape(t), channels_first_perm(r)))
-        return tf.transpose(t, channels_first_perm(r))
+        return tf.transpose(t, inverse_perm(held.perm))
 
     def channels_last_of(self, env: dict[ir.Value, Held], value: ir.Value) -> tf.Tensor:
-        """The tensor of ``value`` channels-last (transposed there if held natively)."""
+        """The tensor of ``value`` channels-last (transposed there if held in another layout)."""
         held = self.held(env, value)
         if held.channels_last:
             return held.tensor
-        return tf.transpose(held.tensor, channels_last_perm(held.tensor.shape.rank))
+        perm = channels_last_perm(held.tensor.shape.rank)
+        if held.perm is not None:  # one transpose from the held layout
+            perm = [held.perm.index(a) for a in perm]
+        return tf.transpose(held.tensor, perm)
 
     def held(self, env: dict[ir.Value, Held], value: ir.Value) -> Held:
         """The held tensor of ``value``; initializers and constants are made on first use."""
@@ -211,10 +248,13 @@ class Walker:
         result = fn(*args, **kwargs)
         return list(result) if isinstance(result, (tuple, list)) else [result]
 
-    def store(self, env: dict[ir.Value, Held], node: ir.Node, results: list[Any], channels_last: bool = False) -> None:
+    def store(self, env: dict[ir.Value, Held], node: ir.Node, results: list[Any], channels_last: bool = False,
+              perm: tuple[int, ...] | None = None) -> None:
+        """Hold ``node``'s results: natively, channels-last, or in layout ``perm`` (see :class:`Held`)."""
         for value, result in zip(node.outputs, results, strict=False):
             if value.name:
-                env[value] = Held(result, channels_last)
+                layout = tuple(channels_last_perm(result.shape.rank)) if channels_last else perm
+                env[value] = Held(result, layout)
 
 
 def param_array(value: ir.Value, layout: str | None = None) -> np.ndarray:

@@ -162,10 +162,17 @@ def slice_1(x, starts, ends, axes=None):
 
 
 def _elements(t) -> list:
+    """A 1-D slice bound as a list: ints where known, else 0-d int64 tensors.
+
+    Unstacked as int32 (clamped: INT64_MAX means "to the end"), as TFLite has no
+    int64 UNPACK; without this a run-time slice bound keeps BERT/GPT-2 from
+    converting to TFLite with dynamic dims.
+    """
     value = static(t)
     if value is not None:
         return [int(v) for v in value.reshape(-1)]
-    return tf.unstack(tf.cast(t, tf.int64))
+    narrow = tf.cast(tf.clip_by_value(tf.cast(t, tf.int64), -(2**31), 2**31 - 1), tf.int32)
+    return [tf.cast(v, tf.int64) for v in tf.unstack(narrow)]
 
 
 def _slice_dynamic(x, starts, ends, axes, steps):

@@ -24,7 +24,9 @@ def _element_coordinates(indices, data, axis: int):
     """Full coordinates [..., r] for per-element indexing along ``axis``."""
     r = rank(indices)
     idx = _wrap(indices, tf.shape(data, out_type=tf.int64)[axis])
-    grids = tf.meshgrid(*[tf.range(n, dtype=tf.int64) for n in tf.unstack(shape64(indices), num=r)], indexing="ij")
+    # tf.shape is int32 and unstacks in TFLite (it has no int64 UNPACK); the grids are int64.
+    sizes = tf.unstack(tf.shape(indices), num=r)
+    grids = tf.meshgrid(*[tf.range(tf.cast(n, tf.int64), dtype=tf.int64) for n in sizes], indexing="ij")
     grids[axis] = idx
     return tf.stack(grids, -1)
 
@@ -42,11 +44,25 @@ def gather_nd(data, indices, batch_dims: int = 0):
     return tf.gather_nd(data, _wrap(indices, sizes), batch_dims=batch_dims)
 
 
+def _scatter_nd_mul(data, coordinates, updates):
+    """TensorFlow has no multiplying scatter: multiply ``data`` by the product of the updates
+    landing on each element (``unsorted_segment_prod`` over flat positions; 1 where none land)."""
+    k = coordinates.shape[-1]
+    shape = shape64(data)
+    strides = tf.math.cumprod(shape[:k], reverse=True, exclusive=True)
+    slots = tf.reduce_sum(tf.cast(coordinates, tf.int64) * strides, -1)  # which slice of data each update hits
+    inner = tf.reduce_prod(shape[k:])
+    flat = tf.reshape(updates, tf.stack([-1, inner]))
+    factors = tf.math.unsorted_segment_prod(flat, tf.reshape(slots, [-1]), tf.reduce_prod(shape[:k]))
+    return data * tf.reshape(factors, shape)
+
+
 _SCATTER = {
     "none": tf.tensor_scatter_nd_update,
     "add": tf.tensor_scatter_nd_add,
     "max": tf.tensor_scatter_nd_max,
     "min": tf.tensor_scatter_nd_min,
+    "mul": _scatter_nd_mul,
 }
 
 

@@ -28,32 +28,32 @@ pytest.importorskip("tensorflow")
 
 import ir  # noqa: E402
 
-#: Measured: 1884 cases, 1764 with a TensorFlow kernel for every op, 1594 pass eagerly;
-#: traced: 350 cases, 348 with kernels, 338 pass; channels-last: 158, 156, 154.
-#: Through the SavedModel back end (every case, slow): 1565 pass, 1282 of the 1346 that onnxruntime passes.
-EAGER_FLOOR = 1585
-TRACED_FLOOR = 330
+#: Measured: 1884 cases, 1788 with a TensorFlow kernel for every op, 1624 pass eagerly;
+#: traced: 350 cases, 348 with kernels, 340 pass; channels-last: 158, 156, 154.
+#: Through the SavedModel back end (every case, slow): 1595 pass, 1307 of the 1346 that onnxruntime passes.
+#: The 39 others: 25 take or return sequences / optionals (a SavedModel signature holds tensors only),
+#: 8 are ai.onnx.ml ops (kernel tables and ``missing_kernels`` know the default domain only), 4 Resize
+#: antialias, 2 float16 Attention expansions (intermediate rounding), 2 AffineGrid expansions (a Split of a
+#: value whose rank is unknown while tracing); see XFAILS and SAVEDMODEL_XFAILS.
+EAGER_FLOOR = 1615
+TRACED_FLOOR = 335
 CHANNELS_LAST_FLOOR = 152
-SAVEDMODEL_FLOOR = 1555
-SAVEDMODEL_OF_ORT_FLOOR = 1275
+SAVEDMODEL_FLOOR = 1585
+SAVEDMODEL_OF_ORT_FLOOR = 1300
 
 #: Cases that fail on purpose, as (name regex, reason).
 XFAILS: list[tuple[str, str]] = [
     (r"^test_(cast|castlike)_.*(FLOAT8|FLOAT4|INT4|UINT4|INT2|UINT2|E8M0)", "TensorFlow has no float8/float4/int4/int2 casts with ONNX saturation"),
     (r"^test_bitshift_.*(negative_shift|shift_ge_width)", "TensorFlow shifts by negative or >= width amounts differently"),
     (r"bf16_expanded$|_bfloat16(_expanded)?$|fp16_expanded$", "bfloat16/float16 rounding of intermediates exceeds rtol"),
-    (r"^test_maxpool_with_argmax", "MaxPool's Indices output is not implemented"),
     (r"^test_resize_.*antialias", "Resize antialias is not implemented"),
     (r"^test_resize_downsample_scales_(linear|cubic)_align_corners$", "align_corners downsampling by scales: onnx's reference uses the scale, not the sizes"),
-    (r"^test_scan_sum$", "Scan-8 (batched) is not implemented"),
-    (r"^test_(scatter_elements_with_reduction_mul|scatternd_multiply)$", "TensorFlow has no multiplying scatter"),
     (r"^test_spacetodepth_crd", "SpaceToDepth CRD mode (opset 28) is not implemented"),
     (r"^test_training_dropout", "random dropout in training mode is not reproducible"),
     (r"^test_unique_(not_sorted|sorted_with)", "Unique with an axis or unsorted is not implemented"),
     (r"^test_(de)?quantizelinear_(int2|uint2|int4|uint4|float4e2m1)$", "TensorFlow has no CPU casts to or from int4, int2 or float4"),
     (r"^test_attention_(3d_causal|4d_attn_mask_causal|4d_causal|4d_causal_padded_kv|4d_padded_kv)_bf16$|^test_attention_4d_causal_fp16$",
      "half-precision rounding of intermediates differs from numpy's by more than rtol (onnxruntime fails these too)"),
-    (r"^test_string_split_maxsplit$", "tf.strings.split on whitespace with maxsplit keeps an extra empty piece"),
 ]
 
 #: Further cases that fail traced with a None batch axis only: they resize or split that axis.
@@ -340,3 +340,72 @@ def test_missing_kernels_are_reported_with_op_names() -> None:
     missing = {n: outcome("eager", n) for n in NAMES if outcome("eager", n).startswith("missing")}
     assert missing, "expected some ops without a TensorFlow kernel"
     assert all(re.fullmatch(r"missing: [\w.:, ]+", r) for r in missing.values())
+
+
+# --- layouts and loop accumulation, against onnx's reference on small graphs ------------------------------------
+
+def _graph(body: str, initializers: dict[str, np.ndarray], x_shape: str = "N,6,5,4"):
+    import onnx.numpy_helper
+    import onnx.parser
+
+    proto = onnx.parser.parse_model(
+        f'<ir_version: 8, opset_import: ["" : 21]>\ng (float[{x_shape}] x) => (float y) {{\n{body}\n}}')
+    proto.graph.initializer.extend(onnx.numpy_helper.from_array(a, k) for k, a in initializers.items())
+    return proto
+
+
+def _traced_ops_and_check(proto, x: np.ndarray, *, channels_last: bool) -> list[str]:
+    """Trace the walk with a None batch axis, compare with onnxruntime; the traced graph's op types.
+
+    (onnx's reference concatenates Loop scan outputs instead of stacking them, so onnxruntime is the truth here.)
+    """
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    from kernels.tf.run import Walker
+
+    walker = Walker(ir.from_proto(proto), channels_last=channels_last)
+    spec = tf.TensorSpec([None, *x.shape[1:]], tf.float32)
+    fn = tf.function(lambda t: walker.run({"x": t})["y"], input_signature=[spec], autograph=False)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"x": x})[0]
+    np.testing.assert_allclose(fn(x).numpy(), expected, rtol=1e-4, atol=1e-5)
+    return [op.type for op in fn.get_concrete_function().graph.get_operations()]
+
+
+_W = np.random.default_rng(0).standard_normal((6, 6, 3, 3)).astype(np.float32)
+_CONV = "c = Conv<pads=[1,1,1,1]>(x, w)\n"
+
+
+@pytest.mark.parametrize(("body", "shapes", "transposes"), [
+    # ShuffleNet's channel shuffle between two convolutions: in, the shuffle itself, out (5 without the rules).
+    (_CONV + "r = Reshape(c, s1)\n t = Transpose<perm=[0,2,1,3,4]>(r)\n u = Reshape(t, s2)\n y = Conv<pads=[1,1,1,1]>(u, w)",
+     {"s1": [0, 2, 3, 5, 4], "s2": [0, -1, 5, 4]}, 3),
+    (_CONV + "y = Transpose<perm=[0,2,3,1]>(c)", {}, 1),  # NCHW -> NHWC after a conv: only the input's transpose
+    (_CONV + "r = Reshape(c, s)\n y = Transpose<perm=[0,2,1]>(r)", {"s": [0, 6, -1]}, 1),  # [N, C, HW] -> [N, HW, C]
+    (_CONV + "y = Reshape(c, s)", {"s": [0, -1]}, 2),  # a flatten reads ONNX's element order
+    (_CONV + "r = Reshape(c, s)\n t = Transpose<perm=[0,2,1,3,4]>(r)\n y = Mul(t, t)", {"s": [0, 2, 3, 5, 4]}, 2),
+], ids=["channel_shuffle", "to_nhwc", "merge_spatial_then_transpose", "flatten", "permuted_elementwise"])
+def test_reshape_and_transpose_stay_in_the_held_layout(body: str, shapes: dict, transposes: int) -> None:
+    inits = {"w": _W, **{k: np.array(v, np.int64) for k, v in shapes.items()}}
+    x = np.random.default_rng(1).standard_normal((2, 6, 5, 4)).astype(np.float32)
+    ops = _traced_ops_and_check(_graph(body, inits), x, channels_last=True)
+    assert ops.count("Transpose") == transposes
+
+
+def test_loop_scan_output_with_a_dynamic_batch_collects_without_tensor_lists() -> None:
+    """TFLite lowers a TensorList only with a static element shape: an item [None, 4] grows a tensor instead."""
+    body = '''
+        trip = Constant<value = int64 {3}>()
+        cond = Constant<value = bool {1}>()
+        h0 = Mul(x, x)
+        h, hs = Loop(trip, cond, h0) <body = step (int64 i, bool c, float[N,4] h_in) => (bool c_out, float[N,4] h_out, float[N,4] h_scan) {
+            c_out = Identity(c)
+            h_out = Tanh(h_in)
+            h_scan = Identity(h_out)
+        }>
+        y = Add(hs, hs)'''
+    x = np.random.default_rng(2).standard_normal((2, 4)).astype(np.float32)
+    ops = _traced_ops_and_check(_graph(body, {}, "N,4"), x, channels_last=False)
+    assert "While" in ops or "StatelessWhile" in ops
+    assert not [op for op in ops if op.startswith("TensorList")]
