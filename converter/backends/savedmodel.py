@@ -220,18 +220,34 @@ def save(model: ir.Model, path: pathlib.Path, *, format: str = "savedmodel", **o
         path: the directory to create (the API hands a staged path; it is written in place).
         format: ``"savedmodel"``.
         options: ``channels_last`` (default True) keeps convolution chains NHWC;
-            other options (``opset``) are ignored.
+            ``loops`` how Loop/Scan/RNN outputs collect (``kernels.tf.accumulate.MODES``;
+            default ``"tensor_arrays"``, fastest in TensorFlow; the TFLite back end
+            asks for ``"growing"``); other options (``opset``) are ignored.
 
     Raises:
         MissingKernelsError: ops without a TensorFlow kernel, all listed.
     """
     import tensorflow as tf
 
-    built = build(model, channels_last=bool(options.get("channels_last", True)))
+    from kernels.tf import accumulate
+
     path = pathlib.Path(path)
-    tf.saved_model.save(built.module, str(path), signatures={"serving_default": built.function})
+    with accumulate.mode(options.get("loops", "tensor_arrays")):
+        built = build(model, channels_last=bool(options.get("channels_last", True)))
+        tf.saved_model.save(built.module, str(path), signatures={"serving_default": built.function})
     extra = path / "assets.extra"
     extra.mkdir(exist_ok=True)
     (extra / "crossgraph.json").write_text(json.dumps(_manifest(model, built), indent=2) + "\n")
     del built
-    gc.collect()  # the module sits in reference cycles: free its variables before parity loads the result
+    if _weight_bytes(model) > _COLLECT_ABOVE:
+        # The module sits in reference cycles: free its variables before parity loads the
+        # result. A full collection costs ~0.1-0.5 s with TensorFlow loaded: only for big weights.
+        gc.collect()
+
+
+#: Weights above this many bytes are freed by a garbage collection right after the export.
+_COLLECT_ABOVE = 64 * 2**20
+
+
+def _weight_bytes(model: ir.Model) -> int:
+    return sum(v.const_value.nbytes for v in model.graph.initializers.values() if v.const_value is not None)

@@ -35,10 +35,6 @@ def _has_tf_kernel(op: str) -> bool:
 NEEDS_TF_LSTM = pytest.mark.skipif(not _has_tf_kernel("LSTM"), reason="no TensorFlow LSTM kernel (kernels/tf) yet")
 
 
-def _xfail(path: pathlib.Path, reason: str, raises: type[Exception] = UnsupportedOpsError, marks=()):
-    return pytest.param(path, marks=[pytest.mark.xfail(raises=raises, strict=True, reason=reason), *marks])
-
-
 SOURCES = [
     MODELS / "onnx" / "cnn.onnx",
     MODELS / "onnx" / "mlp.onnx",
@@ -51,12 +47,8 @@ SOURCES = [
     MODELS / "tf" / "multi_io.keras",
     MODELS / "tf" / "int_bool.keras",
     MODELS / "tf" / "transformer.keras",  # exact GELU (erfc form) fused into Gelu: TFLite has no builtin Erf
-    _xfail(MODELS / "tf" / "lstm_text.h5", "its Scan's TensorArray needs a static element shape: TFLite cannot keep "
-           "batch and tokens_1 dynamic (the error names them; converts once they are given, see below)", InputError,
-           marks=[NEEDS_TF_LSTM]),
-    _xfail(MODELS / "tf" / "gru_text.keras",
-           "kernels/tf/control.py builds Loop scan outputs as TensorArray(size=0, dynamic_size=True) with no "
-           "element_shape; TFLite lowers TensorListReserve only with a known element shape (also when specialized)"),
+    pytest.param(MODELS / "tf" / "lstm_text.h5", marks=[NEEDS_TF_LSTM]),
+    MODELS / "tf" / "gru_text.keras",  # Loop scan outputs collect without TensorLists (kernels/tf/accumulate.py)
 ]
 
 

@@ -35,7 +35,7 @@ def convert(model: ir.Model, settings: dict[str, Any]) -> bytes:
 
     with tempfile.TemporaryDirectory(prefix="crossgraph-tflite-") as tmp:
         saved = pathlib.Path(tmp) / "saved_model"
-        savedmodel.save(model, saved, format="savedmodel")
+        savedmodel.save(model, saved, format="savedmodel", loops="growing")  # no TensorLists: see kernels.tf.accumulate
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serving_default"])
         _quantize.configure(converter, settings["quantize"], settings["representative"], settings["allow_tf_ops"])
         try:
