@@ -145,7 +145,25 @@ class PassReport:
 
 def all_nodes(model: ir.Model) -> Iterator[ir.Node]:
     """Every node of the main graph and its subgraphs (functions are not counted)."""
-    yield from ir.traversal.RecursiveGraphIterator(model.graph)
+    yield from _nodes(model.graph)
+
+
+def _nodes(graph: ir.Graph) -> Iterator[ir.Node]:
+    # What ir.traversal.RecursiveGraphIterator does, at a fraction of its cost
+    # per node: the pipeline counts nodes after every pass.
+    for node in graph:
+        yield node
+        if node.attributes:
+            for sub in _subgraphs(node):
+                yield from _nodes(sub)
+
+
+def _subgraphs(node: ir.Node) -> Iterator[ir.Graph]:
+    for attr in node.attributes.values():
+        if attr.type == ir.AttributeType.GRAPH:
+            yield attr.value
+        elif attr.type == ir.AttributeType.GRAPHS:
+            yield from attr.value
 
 
 def is_constant_node(node: ir.Node) -> bool:
@@ -183,12 +201,9 @@ def constant_bytes(model: ir.Model) -> int:
 def _graphs(graph: ir.Graph) -> Iterator[ir.Graph]:
     yield graph
     for node in graph:
-        for attr in node.attributes.values():
-            if attr.type == ir.AttributeType.GRAPH:
-                yield from _graphs(attr.value)
-            elif attr.type == ir.AttributeType.GRAPHS:
-                for sub in attr.value:
-                    yield from _graphs(sub)
+        if node.attributes:
+            for sub in _subgraphs(node):
+                yield from _graphs(sub)
 
 
 def _nbytes(tensor) -> int:

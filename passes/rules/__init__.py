@@ -3,7 +3,9 @@
 Each topic file holds only what onnxscript's shipped rules lack (its docstring
 says what that is) and ends with a ``<topic>_rules()`` set:
 
-- :mod:`passes.rules.noop`: Pad of zeros, whole-tensor Slice, Tile by ones
+- :mod:`passes.rules.noop`: Pad of zeros, whole-tensor Slice, Tile by ones,
+  Reshape to the same shape, Add/Sub of zeros and Mul/Div by ones tensors
+- :mod:`passes.rules.shapes`: ``Gather(Shape(x), i)`` of known dims, constant ``GatherElements``
 - :mod:`passes.rules.transpose`: Transpose sinking through elementwise and reductions
 - :mod:`passes.rules.reshape`: Reshape/Squeeze/Unsqueeze/Flatten chains
 - :mod:`passes.rules.affine`: per-channel scale/bias into Conv/MatMul, strict Gemm
@@ -27,9 +29,10 @@ from passes.rules.affine import affine_rules
 from passes.rules.noop import noop_rules
 from passes.rules.normalization import batchnorm_rules, layer_norm_rules
 from passes.rules.reshape import reshape_rules
+from passes.rules.shapes import shape_rules as _shape_rules
 from passes.rules.transpose import transpose_rules
 
-__all__ = ["cleanup_rules", "fusion_rules"]
+__all__ = ["cleanup_rules", "fusion_rules", "shape_rules"]
 
 
 def cleanup_rules(model: ir.Model) -> list[RewriteRule]:
@@ -43,6 +46,11 @@ def cleanup_rules(model: ir.Model) -> list[RewriteRule]:
         shipped.collapse_slice2_rule,
         *noop_rules().rules,
     ]
+
+
+def shape_rules(model: ir.Model) -> list[RewriteRule]:
+    """-O1 shape-arithmetic folding (:mod:`passes.rules.shapes`)."""
+    return list(_shape_rules().rules)
 
 
 # onnxscript's SlicesSplit has two output nodes, and its matcher scans the whole
