@@ -65,6 +65,8 @@ class Localization:
                     f"({self.runtime} on {self.device} vs {self.reference})")
         f, w = self.first, self.worst
         text = f"localize: first divergent node {f.source_name!r} ({f.op}, max abs error {f.max_abs_error:.3g})"
+        if len(f.region) > 1:  # nodes the conversion introduced lie between it and the matched values
+            text += f" (its region of {len(f.region)} nodes starts at {f.region[0]!r})"
         if w is not None and w.node != f.node:
             text += f"; worst {w.source_name!r} ({w.op}, {w.max_abs_error:.3g})"
         return text + (f"; repro in {self.repro}" if self.repro else "")

@@ -157,6 +157,19 @@ def _corrupt(path: pathlib.Path, kind: str, destination: pathlib.Path) -> str:
 # ---- the checks ------------------------------------------------------------------------
 
 
+def _names_culprit(divergence, culprit: str, corrupted: pathlib.Path) -> bool:
+    """The divergence is the corrupted node's output, or the corrupted node starts its region.
+
+    A value -O2 created (Q/K/V MatMuls merged into one, then split) has no
+    counterpart in the source; the divergence is then measured at the next
+    matched value and its region (at most 3 nodes here) starts at the culprit.
+    """
+    if divergence.output == culprit:
+        return True
+    node = next(n for n in onnx.load(str(corrupted)).graph.node if culprit in n.output)
+    return len(divergence.region) <= 3 and divergence.region[0] == (node.name or node.output[0])
+
+
 def _validate(source: pathlib.Path, converted: pathlib.Path, *extra: str):
     result = runner.invoke(app, ["validate", str(source), str(converted), "--json", *extra])
     assert result.exit_code in (0, 1), result.output
@@ -188,9 +201,9 @@ def test_corruption_is_caught_and_localized(conversions, tmp_path, name, kind):
     assert code == 1 and not report["passed"], report["outputs"]
     found = localize_between(conv.source_ir, converter.load(corrupted), _feeds(conv), repro_dir=tmp_path / "repro")
     assert found.first is not None, found.summary()
-    assert found.first.output == culprit, found.summary()
+    assert _names_culprit(found.first, culprit, corrupted), found.summary()
     # isolation: nothing downstream of the corrupted node is blamed for its error
-    assert found.worst is not None and found.worst.output == culprit, found.summary()
+    assert found.worst is not None and _names_culprit(found.worst, culprit, corrupted), found.summary()
     assert pathlib.Path(found.repro).is_file()
 
 
