@@ -31,6 +31,7 @@ from kernels.torch import (  # noqa: E402,F401
     loss,
     nn,
     normalization,
+    patches,
     quantize,
     reduce,
     resize,

@@ -274,9 +274,31 @@ def average_pool(
     # Averages as the ratio of two window sums: values over counted positions.
     ones = torch.ones([1, 1] + list(x.shape[2:]), dtype=x.dtype, device=x.device)
     mask = F.pad(ones, order, value=1.0 if count_include_pad else 0.0)
+    if ceil_mode != 0:  # windows past the end count only real (and pad) positions
+        tail = _torch_pad_order(_ceil_tail(list(x.shape[2:]), kernel_shape, st, dl, p))
+        xp = F.pad(xp, tail)
+        mask = F.pad(mask, tail)
     if any([d != 1 for d in dl]):
         return _dilated_window_sum(xp, kernel_shape, st, dl) / _dilated_window_sum(mask, kernel_shape, st, dl)
-    return _avg_pool_raw(xp, kernel_shape, st, ceil_mode != 0) / _avg_pool_raw(mask, kernel_shape, st, ceil_mode != 0)
+    return _avg_pool_raw(xp, kernel_shape, st, False) / _avg_pool_raw(mask, kernel_shape, st, False)
+
+
+def _ceil_tail(spatial: list[int], k: list[int], st: list[int], dl: list[int], pads: list[int]) -> list[int]:
+    """ONNX-ordered extra end pads that make floor-mode pooling give ceil_mode's output size.
+
+    As ONNX (and torch) define it, the last window must start inside the input
+    or its begin pad; windows starting on the end pad are dropped.
+    """
+    n = len(spatial)
+    tail = [0] * (2 * n)
+    for i in range(n):
+        span = (k[i] - 1) * dl[i] + 1
+        padded = spatial[i] + pads[i] + pads[i + n]
+        out = -((span - padded) // st[i]) + 1  # ceil((padded - span) / stride) + 1
+        if (out - 1) * st[i] >= spatial[i] + pads[i]:
+            out -= 1
+        tail[i + n] = max((out - 1) * st[i] + span - padded, 0)
+    return tail
 
 
 def _dilated_window_sum(x: Tensor, k: list[int], st: list[int], dl: list[int]) -> Tensor:

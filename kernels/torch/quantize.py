@@ -115,6 +115,70 @@ def bit_cast(input: Tensor, to: int) -> Tensor:  # noqa: A002
 def _reinterpret(x: Tensor, dtype: torch.dtype) -> Tensor:
     """``x``'s bytes as ``dtype`` (same element size in ONNX BitCast).
 
-    Eager only: TorchScript resolves ``Tensor.view`` with a dtype to the shape overload.
+    Eager code uses ``Tensor.view(dtype)``. TorchScript resolves ``view`` with a
+    dtype to the shape overload, so scripted code goes through the bit pattern
+    as an int64: integer casts wrap (two's complement) and float fields are
+    computed exactly in float64 (NaN payloads become the quiet NaN).
     """
-    return x.contiguous().view(dtype)
+    if not torch.jit.is_scripting():
+        return x.contiguous().view(dtype)
+    if x.dtype == dtype:
+        return x
+    bits = _float_bits(x) if x.is_floating_point() else x.to(torch.int64)
+    if _is_float(dtype):
+        width = _float_format(dtype)[2]
+        return _bits_float(bits & ((1 << width) - 1) if width < 64 else bits, dtype)
+    return bits.to(dtype)  # integer casts wrap
+
+
+def _is_float(dtype: torch.dtype) -> bool:
+    return dtype == torch.float16 or dtype == torch.bfloat16 or dtype == torch.float32 or dtype == torch.float64
+
+
+def _float_format(dtype: torch.dtype) -> tuple[int, int, int]:
+    """(exponent bits, mantissa bits, total bits) of a float dtype."""
+    if dtype == torch.float64:
+        return 11, 52, 64
+    if dtype == torch.float16:
+        return 5, 10, 16
+    if dtype == torch.bfloat16:
+        return 8, 7, 16
+    return 8, 23, 32
+
+
+def _float_bits(x: Tensor) -> Tensor:
+    """The IEEE bit pattern of a float tensor as int64 (the sign bit as in a signed integer of that width)."""
+    e_bits, m_bits, width = _float_format(x.dtype)
+    bias = (1 << (e_bits - 1)) - 1
+    v = x.to(torch.float64)
+    a = torch.abs(v)
+    m, e = torch.frexp(a)  # a = m * 2**e, m in [0.5, 1)
+    biased = e.to(torch.int64) - 1 + bias
+    normal_m = ((m * 2.0 - 1.0) * float(2**m_bits)).to(torch.int64)
+    sub_m = (a * (2.0 ** (bias - 1)) * float(2**m_bits)).to(torch.int64)  # two steps: 2**1074 overflows
+    normal = (biased > 0) & (a > 0)
+    mant = torch.where(normal, normal_m, sub_m)
+    expo = torch.where(normal, biased, torch.zeros_like(biased))
+    top = (1 << e_bits) - 1
+    expo = torch.where(torch.isfinite(v), expo, torch.full_like(expo, top))
+    mant = torch.where(torch.isnan(v), torch.full_like(mant, 1 << (m_bits - 1)), torch.where(torch.isinf(v), torch.zeros_like(mant), mant))
+    bits = (expo << m_bits) | mant
+    negative = torch.signbit(v)
+    return torch.where(negative, bits - (1 << (width - 1)) if width < 64 else bits | (-9223372036854775807 - 1), bits)
+
+
+def _bits_float(bits: Tensor, dtype: torch.dtype) -> Tensor:
+    """A float tensor of ``dtype`` from IEEE bit patterns held in int64."""
+    e_bits, m_bits, width = _float_format(dtype)
+    bias = (1 << (e_bits - 1)) - 1
+    negative = bits < 0 if width == 64 else ((bits >> (width - 1)) & 1) == 1
+    expo = (bits >> m_bits) & ((1 << e_bits) - 1)
+    mant = (bits & ((1 << m_bits) - 1)).to(torch.float64)
+    scale = torch.pow(torch.full_like(mant, 2.0), (expo - bias).to(torch.float64))
+    normal = (1.0 + mant / float(2**m_bits)) * scale
+    subnormal = mant * (2.0 ** (1 - bias - m_bits))
+    v = torch.where(expo == 0, subnormal, normal)
+    top = (1 << e_bits) - 1
+    special = torch.where(mant == 0, torch.full_like(v, float("inf")), torch.full_like(v, float("nan")))
+    v = torch.where(expo == top, special, v)
+    return torch.where(negative, -v, v).to(dtype)

@@ -66,16 +66,47 @@ def _cubic_weights(t: Tensor, a: float) -> list[Tensor]:
     return out
 
 
-def _interp(x: Tensor, axis: int, coords: Tensor, n_in: int, mode: str, cubic_a: float, exclude_outside: int) -> Tensor:
-    base = torch.floor(coords)
-    t = coords - base
-    base_i = base.to(torch.int64)
-    if mode == "linear":
-        offsets = [0, 1]
-        weights = [1.0 - t, t]
+def _antialias_taps(coords: Tensor, mode: str, cubic_a: float, scale: float) -> tuple[Tensor, list[int], list[Tensor]]:
+    """Antialiased taps: the filter is stretched by ``1 / scale`` when downsampling and its weights normalised.
+
+    Taps sit at ``base + i`` with ``base = ceil(x) - 1`` (an integer coordinate
+    takes the pixel on its left as base, as the ONNX reference does).
+    """
+    s = min(scale, 1.0)
+    base = torch.ceil(coords) - 1
+    ratio = coords - base
+    start = int(math.floor((-1.0 if mode == "linear" else -2.0) / s)) + 1
+    offsets = list(range(start, 2 - start))
+    weights: list[Tensor] = []
+    for i in offsets:
+        arg = (i - ratio) * s
+        if mode == "linear":
+            weights.append(torch.clamp(1 - torch.abs(arg), 0.0, 1.0))
+        else:
+            weights.append(_cubic_weights(arg, cubic_a)[1])
+    total = weights[0]
+    for w in weights[1:]:
+        total = total + w
+    return base.to(torch.int64), offsets, [w / total for w in weights]
+
+
+def _interp(
+    x: Tensor, axis: int, coords: Tensor, n_in: int, mode: str, cubic_a: float, exclude_outside: int, antialias: float
+) -> Tensor:
+    """Linear or cubic sampling along ``axis``; ``antialias`` is the scale when antialiasing, else 0."""
+    if antialias > 0:
+        base_i, offsets, weights = _antialias_taps(coords, mode, cubic_a, antialias)
+        t = coords
     else:
-        offsets = [-1, 0, 1, 2]
-        weights = _cubic_weights(t, cubic_a)
+        base = torch.floor(coords)
+        t = coords - base
+        base_i = base.to(torch.int64)
+        if mode == "linear":
+            offsets = [0, 1]
+            weights = [1.0 - t, t]
+        else:
+            offsets = [-1, 0, 1, 2]
+            weights = _cubic_weights(t, cubic_a)
     if exclude_outside:
         masked: list[Tensor] = []
         for k in range(len(offsets)):
@@ -96,7 +127,8 @@ def _interp(x: Tensor, axis: int, coords: Tensor, n_in: int, mode: str, cubic_a:
 
 
 def _resize_axis(
-    x: Tensor, axis: int, n_out: int, scale: float, attrs: tuple[str, str, str, float, int, float], roi: tuple[float, float]
+    x: Tensor, axis: int, n_out: int, scale: float, attrs: tuple[str, str, str, float, int, float], roi: tuple[float, float],
+    antialias: int = 0,
 ) -> Tensor:
     mode, ctm, nearest_mode, cubic_a, exclude_outside, extrapolation_value = attrs
     n_in = x.shape[axis]
@@ -104,7 +136,7 @@ def _resize_axis(
     if mode == "nearest":
         out = _nearest(x.to(torch.float64), axis, coords, n_in, nearest_mode, scale)
     else:
-        out = _interp(x, axis, coords, n_in, mode, cubic_a, exclude_outside)
+        out = _interp(x, axis, coords, n_in, mode, cubic_a, exclude_outside, scale if antialias else 0.0)
     if ctm == "tf_crop_and_resize":
         outside = (coords < 0) | (coords > n_in - 1)
         shape = [1] * x.dim()
@@ -160,5 +192,17 @@ def resize(
         elif len(roi_v) == 2 * rank:
             r = (roi_v[a], roi_v[a + rank])
         if out_sizes[i] != in_sizes[i] or sc[i] != 1.0 or coordinate_transformation_mode == "tf_crop_and_resize":
-            out = _resize_axis(out, a, out_sizes[i], sc[i], attrs, r)
+            out = _resize_axis(out, a, out_sizes[i], sc[i], attrs, r, antialias)
     return out.to(x.dtype) if x.is_floating_point() else torch.round(out).to(x.dtype)
+
+
+@TORCH.register("Upsample", since=9)
+def upsample(x: Tensor, scales: Tensor, mode: str = "nearest") -> Tensor:
+    """Upsample-9 (deprecated in 10): Resize with ``asymmetric`` coordinates, nearest rounding down."""
+    return resize(x, None, scales, None, coordinate_transformation_mode="asymmetric", mode=mode, nearest_mode="floor")
+
+
+@TORCH.register("Upsample", since=7)
+def upsample_7(x: Tensor, mode: str = "nearest", scales: list[float] | None = None) -> Tensor:
+    assert scales is not None
+    return upsample(x, torch.tensor(scales, dtype=torch.float64), mode)

@@ -182,3 +182,20 @@ def reverse_sequence(input: Tensor, sequence_lens: Tensor, batch_axis: int = 1, 
         t_dim = time_axis if time_axis < batch_axis else time_axis - 1
         out.select(batch_axis, b).narrow(t_dim, 0, n).copy_(torch.flip(seq, [t_dim]))
     return out
+
+
+@TORCH.register("TensorScatter", since=24)
+def tensor_scatter(
+    past_cache: Tensor, update: Tensor, write_indices: Tensor | None = None, axis: int = -2, mode: str = "linear"
+) -> Tensor:
+    """Writes ``update`` into each batch row of the cache from that row's write index on (``circular``: wrapping)."""
+    ax = norm_axis(axis, past_cache.dim())
+    batch, length, steps = past_cache.shape[0], past_cache.shape[ax], update.shape[ax]
+    start = torch.zeros(batch, dtype=torch.int64, device=past_cache.device) if write_indices is None else write_indices.to(torch.int64)
+    pos = start.reshape(-1, 1) + torch.arange(steps, device=past_cache.device).reshape(1, -1)  # (batch, steps)
+    if mode == "circular":
+        pos = torch.remainder(pos, length)
+    shape = [1] * update.dim()
+    shape[0] = batch
+    shape[ax] = steps
+    return past_cache.scatter(ax, pos.reshape(shape).expand(update.shape), update)

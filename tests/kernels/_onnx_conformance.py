@@ -25,10 +25,7 @@ XFAILS: list[tuple[str, str]] = [
     (r"^test_(cast|castlike)_(no_saturate_)?.*(E4M3|E5M2)", "float8 casts: torch has no ONNX saturate semantics"),
     (r"^test_equal_string", "string tensors"),
     (r"^test_training_dropout", "random dropout in training mode is not reproducible"),
-    (r"^test_resize_.*antialias", "Resize antialias is not implemented"),
     (r"^test_resize_downsample_scales_(linear|cubic)_align_corners$", "align_corners downsampling by scales rounds sizes differently"),
-    (r"^test_averagepool_2d_ceil_last_window_starts_on_pad$", "ceil_mode window that starts on the pad is kept by torch"),
-    (r"^test_averagepool_3d_dilations_large_count_include_pad_is_._ceil_mode_is_True$", "dilated ceil_mode output size"),
     (r"bf16_expanded$|_bfloat16(_expanded)?$|^test_attention_.*_(bf16|fp16)(_expanded)?$", "bfloat16/float16 rounding of intermediates exceeds rtol"),
     (r"^test_(quantize|dequantize)linear_.*(e4m3|e5m2|float4|int4|int2|uint4|uint2)", "float8/int4/int2/float4 tensors: no torch dtype (onnxruntime fails these too)"),
     (r"^test_scan_sum$|^test_scan9_scalar$", "Scan-8 (batched) and scalar scan outputs"),
@@ -37,7 +34,6 @@ XFAILS: list[tuple[str, str]] = [
 
 #: Further cases that fail through the TorchScript back end only.
 TORCHSCRIPT_XFAILS: list[tuple[str, str]] = [
-    (r"^test_bitcast_", "TorchScript resolves Tensor.view(dtype) to the view(shape) overload: no scriptable bit cast"),
     (r"^test_loop16_seq_none$", "a loop-carried value that changes type (optional sequence -> sequence) is not typable in TorchScript"),
 ]
 
