@@ -121,8 +121,10 @@ def _global_pool(w: Writer, node: ir.Node) -> Emitted:
     rank = w.rank(node.inputs[0])
     if rank is None or rank < 3:
         return None
-    fn = "torch.mean" if node.op_type == "GlobalAveragePool" else "torch.amax"
-    return f"{fn}({w.arg(node.inputs[0])}, {list(range(2, rank))}, keepdim=True)", rank
+    if node.op_type == "GlobalAveragePool":
+        # Channels-first, so that every channel is summed in the same order (kernels.torch.nn.global_average_pool).
+        return f"torch.mean({w.arg(node.inputs[0])}.contiguous(), {list(range(2, rank))}, keepdim=True)", rank
+    return f"torch.amax({w.arg(node.inputs[0])}, {list(range(2, rank))}, keepdim=True)", rank
 
 
 @direct("BatchNormalization")

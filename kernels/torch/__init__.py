@@ -40,6 +40,7 @@ from kernels.torch import (  # noqa: E402,F401
     sequence,
     shape,
     tensor,
+    text,
 )
 
 __all__ = ["TORCH"]

@@ -234,6 +234,13 @@ def bitwise_xor(a: Tensor, b: Tensor) -> Tensor:
 # --- comparison and logic --------------------------------------------------------
 
 
+def _comparable(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """``a`` and ``b`` as tensors that torch orders as ONNX does (uint32/uint64 through :func:`order_key`)."""
+    if wide_unsigned(a):
+        return order_key(a), order_key(b)
+    return a, b
+
+
 @TORCH.register("Equal", since=7)
 def equal(a: Tensor, b: Tensor) -> Tensor:
     return torch.eq(a, b)
@@ -241,30 +248,26 @@ def equal(a: Tensor, b: Tensor) -> Tensor:
 
 @TORCH.register("Less", since=7)
 def less(a: Tensor, b: Tensor) -> Tensor:
-    if wide_unsigned(a):
-        return torch.lt(order_key(a), order_key(b))
-    return torch.lt(a, b)
+    x, y = _comparable(a, b)
+    return torch.lt(x, y)
 
 
 @TORCH.register("LessOrEqual", since=12)
 def less_or_equal(a: Tensor, b: Tensor) -> Tensor:
-    if wide_unsigned(a):
-        return torch.le(order_key(a), order_key(b))
-    return torch.le(a, b)
+    x, y = _comparable(a, b)
+    return torch.le(x, y)
 
 
 @TORCH.register("Greater", since=7)
 def greater(a: Tensor, b: Tensor) -> Tensor:
-    if wide_unsigned(a):
-        return torch.gt(order_key(a), order_key(b))
-    return torch.gt(a, b)
+    x, y = _comparable(a, b)
+    return torch.gt(x, y)
 
 
 @TORCH.register("GreaterOrEqual", since=12)
 def greater_or_equal(a: Tensor, b: Tensor) -> Tensor:
-    if wide_unsigned(a):
-        return torch.ge(order_key(a), order_key(b))
-    return torch.ge(a, b)
+    x, y = _comparable(a, b)
+    return torch.ge(x, y)
 
 
 @TORCH.register("And", since=7)
@@ -303,30 +306,27 @@ def mean(data: list[Tensor]) -> Tensor:
     return sum_(data) / float(len(data))
 
 
+def _extreme(data: list[Tensor], largest: bool) -> Tensor:
+    """The elementwise maximum (``largest``) or minimum of ``data``, broadcast."""
+    out = data[0]
+    for t in data[1:]:
+        if wide_unsigned(out):
+            a, b = order_key(out), order_key(t)
+            keep = a >= b if largest else a <= b
+            out = from_signed(torch.where(keep, to_signed(out), to_signed(t)), out.dtype)
+        else:
+            out = torch.maximum(out, t) if largest else torch.minimum(out, t)
+    return out
+
+
 @TORCH.register("Max", since=8)
 def max_(data: list[Tensor]) -> Tensor:
-    out = data[0]
-    if wide_unsigned(out):
-        for t in data[1:]:
-            pick = torch.where(order_key(out) >= order_key(t), to_signed(out), to_signed(t))
-            out = from_signed(pick, out.dtype)
-        return out
-    for t in data[1:]:
-        out = torch.maximum(out, t)
-    return out
+    return _extreme(data, True)
 
 
 @TORCH.register("Min", since=8)
 def min_(data: list[Tensor]) -> Tensor:
-    out = data[0]
-    if wide_unsigned(out):
-        for t in data[1:]:
-            pick = torch.where(order_key(out) <= order_key(t), to_signed(out), to_signed(t))
-            out = from_signed(pick, out.dtype)
-        return out
-    for t in data[1:]:
-        out = torch.minimum(out, t)
-    return out
+    return _extreme(data, False)
 
 
 # --- clip and casts --------------------------------------------------------------

@@ -131,12 +131,17 @@ def conv2d(
 ) -> Tensor:
     """A 2-D convolution with resolved arguments (symmetric ``padding``), as the TorchScript back end emits it.
 
-    The back end stores 2-D weights channels-last, so torch runs float32 CPU
-    convolutions in oneDNN with a channels-last result. (Forcing channels-last
-    inputs and calling ``torch.mkldnn_convolution`` was faster still but gave wrong
-    results on light_squeezenet with signed inputs: not yet understood.)
+    The back end stores 2-D weights channels-last and this makes the input
+    channels-last too, so activations stay channels-last from one convolution to
+    the next (a no-op ``contiguous`` each time). On the CPU, float32 calls oneDNN
+    directly: ``F.conv2d`` sends 1x1 stride-1 convolutions at batch < 16 on one
+    thread to a slower matmul path. Values do not depend on the layout, except the
+    summation order of reductions: see :func:`global_average_pool`.
     """
-    return F.conv2d(x.contiguous(), w, b, strides, padding, dilations, group)
+    x = x.contiguous(memory_format=torch.channels_last)
+    if x.device.type == "cpu" and x.dtype == torch.float32 and w.dtype == torch.float32:
+        return torch.mkldnn_convolution(x, w, b, padding, strides, dilations, group)
+    return F.conv2d(x, w, b, strides, padding, dilations, group)
 
 
 @TORCH.register("ConvTranspose", since=1)
@@ -331,7 +336,15 @@ def lp_pool(
 
 @TORCH.register("GlobalAveragePool", since=1)
 def global_average_pool(x: Tensor) -> Tensor:
-    return torch.mean(x, list(range(2, x.dim())), keepdim=True)
+    """The mean of each channel, summed in the same order for every channel.
+
+    On a channels-last input torch sums the channels of a vector lane and the
+    remaining channels in different orders, so channels holding equal values can
+    get means one ulp apart; a Softmax over tied logits of large magnitude (the
+    onnx light zoo's constant weights) then turns one ulp into a one-hot result.
+    Averaging in channels-first layout keeps ties exact, as onnxruntime does.
+    """
+    return torch.mean(x.contiguous(), list(range(2, x.dim())), keepdim=True)
 
 
 @TORCH.register("GlobalMaxPool", since=1)

@@ -132,6 +132,32 @@ def _clip(x: Tensor, clip: float | None) -> Tensor:
     return x if clip is None else torch.clamp(x, -clip, clip)
 
 
+def _direction_acts(
+    activations: list[str] | None,
+    defaults: list[str],
+    alpha: list[float] | None,
+    beta: list[float] | None,
+    direction: str,
+) -> list[_Acts]:
+    """The activations of each direction (forward first), ``len(defaults)`` per direction."""
+    count = len(defaults)
+    dirs = len(_directions(direction))
+    names = _names(activations, defaults, dirs)
+    alphas = _floats(alpha)
+    betas = _floats(beta)
+    out: list[_Acts] = []
+    for d in range(dirs):
+        out.append(_Acts(names, alphas, betas, count * d, count))
+    return out
+
+
+def _advance(state: Tensor, new: Tensor, live: Tensor, out: Tensor, t: int) -> Tensor:
+    """Writes ``new`` as step ``t`` of ``out`` and returns it as the next state, where the
+    sequence is ``live``; past a sequence's end the output is zero and the state stays."""
+    out[t] = torch.where(live, new, torch.zeros_like(new))
+    return torch.where(live, new, state)
+
+
 @TORCH.register("RNN", since=7)
 def rnn(
     X: Tensor,  # noqa: N803
@@ -149,13 +175,11 @@ def rnn(
     layout: int = 0,
 ) -> tuple[Tensor, Tensor]:
     x, h0, lens = _setup(X, W, initial_h, sequence_lens, 1, layout)
-    names = _names(activations, ["Tanh"], len(_directions(direction)))
-    alphas = _floats(activation_alpha)
-    betas = _floats(activation_beta)
+    acts = _direction_acts(activations, ["Tanh"], activation_alpha, activation_beta, direction)
     ys: list[Tensor] = []
     finals: list[Tensor] = []
     for d, reverse in enumerate(_directions(direction)):
-        act = _Acts(names, alphas, betas, d, 1)
+        act = acts[d]
         bias = (
             torch.zeros_like(W[d, :, 0]) if B is None else B[d, : W.shape[1]] + B[d, W.shape[1] :]
         )
@@ -163,9 +187,7 @@ def rnn(
         out = torch.zeros((x.shape[0], x.shape[1], h.shape[1]), dtype=x.dtype, device=x.device)
         for t in _steps(x.shape[0], reverse):
             new = act(0, _clip(x[t] @ W[d].t() + h @ R[d].t() + bias, clip))
-            live = (t < lens).unsqueeze(1)
-            h = torch.where(live, new, h)
-            out[t] = torch.where(live, new, torch.zeros_like(new))
+            h = _advance(h, new, (t < lens).unsqueeze(1), out, t)
         ys.append(out)
         finals.append(h)
     return _finish(ys, finals, layout)
@@ -189,13 +211,11 @@ def gru(
     linear_before_reset: int = 0,
 ) -> tuple[Tensor, Tensor]:
     x, h0, lens = _setup(X, W, initial_h, sequence_lens, 3, layout)
-    names = _names(activations, ["Sigmoid", "Tanh"], len(_directions(direction)))
-    alphas = _floats(activation_alpha)
-    betas = _floats(activation_beta)
+    acts = _direction_acts(activations, ["Sigmoid", "Tanh"], activation_alpha, activation_beta, direction)
     ys: list[Tensor] = []
     finals: list[Tensor] = []
     for d, reverse in enumerate(_directions(direction)):
-        act = _Acts(names, alphas, betas, 2 * d, 2)
+        act = acts[d]
         h = h0[d]
         hs = h.shape[1]
         wb = torch.zeros_like(W[d, :, 0]) if B is None else B[d, : 3 * hs]
@@ -212,9 +232,7 @@ def gru(
                 hh = (r * h) @ R[d, 2 * hs :].t() + rb[2 * hs :]
             cand = act(1, _clip(gx[:, 2 * hs :] + hh, clip))
             new = (1.0 - z) * cand + z * h
-            live = (t < lens).unsqueeze(1)
-            h = torch.where(live, new, h)
-            out[t] = torch.where(live, new, torch.zeros_like(new))
+            h = _advance(h, new, (t < lens).unsqueeze(1), out, t)
         ys.append(out)
         finals.append(h)
     return _finish(ys, finals, layout)
@@ -241,14 +259,12 @@ def lstm(
 ) -> tuple[Tensor, Tensor, Tensor]:
     x, h0, lens = _setup(X, W, initial_h, sequence_lens, 4, layout)
     _, c0, _ = _setup(X, W, initial_c, sequence_lens, 4, layout)
-    names = _names(activations, ["Sigmoid", "Tanh", "Tanh"], len(_directions(direction)))
-    alphas = _floats(activation_alpha)
-    betas = _floats(activation_beta)
+    acts = _direction_acts(activations, ["Sigmoid", "Tanh", "Tanh"], activation_alpha, activation_beta, direction)
     ys: list[Tensor] = []
     hs_final: list[Tensor] = []
     cs_final: list[Tensor] = []
     for d, reverse in enumerate(_directions(direction)):
-        act = _Acts(names, alphas, betas, 3 * d, 3)
+        act = acts[d]
         h, c = h0[d], c0[d]
         hs = h.shape[1]
         bias = torch.zeros_like(W[d, :, 0]) if B is None else B[d, : 4 * hs] + B[d, 4 * hs :]
@@ -265,9 +281,8 @@ def lstm(
             o = act(0, _clip(g[:, hs : 2 * hs] + peep[hs : 2 * hs] * c_new, clip))
             h_new = o * act(2, c_new)
             live = (t < lens).unsqueeze(1)
-            h = torch.where(live, h_new, h)
+            h = _advance(h, h_new, live, out, t)
             c = torch.where(live, c_new, c)
-            out[t] = torch.where(live, h_new, torch.zeros_like(h_new))
         ys.append(out)
         hs_final.append(h)
         cs_final.append(c)

@@ -4,6 +4,7 @@ and run in a process without crossgraph, compared with onnxruntime."""
 from __future__ import annotations
 
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -255,3 +256,39 @@ def test_conv_weights_are_saved_channels_last(tmp_path):
     weights = dict(m.named_buffers())
     assert weights["w_w1"].is_contiguous(memory_format=torch.channels_last)  # conv1: a direct call
     assert weights["w_w2"].is_contiguous()  # conv2 (SAME_UPPER) calls the kernel, which takes any layout
+
+
+def test_light_squeezenet_on_channels_last_convolutions_matches_onnxruntime():
+    """2-D convolutions run channels-last, and that layout must not break a tie.
+
+    light_squeezenet's weights are constants, so its 1000 logits are equal and about
+    1e10 in magnitude; onnxruntime's Softmax gives exactly 1/1000 each. Averaging
+    channels-last activations summed channels in different orders (one ulp apart),
+    which Softmax turned into a one-hot result on signed inputs.
+    """
+    path = pathlib.Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / "light_squeezenet.onnx"
+    model = ir.load(path)
+    assert "torch.mean(r64.contiguous()" in torchscript.generate_source(model)
+    module = torchscript.script(model)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    with torch.inference_mode():
+        got = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, sess.run(None, {"data_0": x})[0], rtol=1e-4, atol=1e-6)
+
+
+def test_global_average_pool_kernel_keeps_equal_channels_equal_in_any_layout():
+    """onnxruntime averages every channel alike: equal channels give bit-equal means (ties stay ties)."""
+    from kernels.torch.nn import global_average_pool
+
+    x = np.repeat(np.random.default_rng(8).standard_normal((1, 1, 13, 13)).astype(np.float32) * 1e9, 1000, axis=1)
+    node = helper.make_node("GlobalAveragePool", ["x"], ["y"])
+    graph = helper.make_graph([node], "gap", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)], ir_version=8)
+    want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert np.unique(want).size == 1
+    for layout in (torch.contiguous_format, torch.channels_last):
+        got = global_average_pool(torch.from_numpy(x).contiguous(memory_format=layout)).numpy()
+        assert np.unique(got).size == 1, layout
+        np.testing.assert_allclose(got, want, rtol=1e-6)
