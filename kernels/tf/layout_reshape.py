@@ -128,7 +128,10 @@ def reshape(w: Walker, node: ir.Node, env: Env) -> bool:
         return False
     t = tf.transpose(held.tensor, [p.index(a) for a in gathered]) if moved else held.tensor
     source = {b[0]: a[0] for a, b in groups if len(a) == 1 and len(b) == 1}  # a dynamic dim's input axis
-    dims = [outs[a] if outs[a] is not None else tf.shape(held.tensor)[p.index(source[a])] for a in out_order]
+    dims = [outs[a] for a in out_order]
+    if dims.count(None) == 1 and all(d is None or d > 0 for d in dims):  # one dynamic dim: a constant shape
+        dims = [-1 if d is None else d for d in dims]
+    dims = [d if d is not None else tf.shape(held.tensor)[p.index(source[a])] for a, d in zip(out_order, dims, strict=True)]
     y = tf.reshape(t, dims if all(isinstance(d, int) for d in dims) else tf.stack(dims))
     w.store(env, node, [y], perm=out_perm)
     return True

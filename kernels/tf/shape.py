@@ -9,6 +9,7 @@ known while tracing, since it fixes the output rank.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from kernels.tf import TF
@@ -21,16 +22,67 @@ def reshape(x, shape, allowzero: int = 0):
     if target is not None:
         values = [int(v) for v in target.reshape(-1)]
         if not allowzero and 0 in values:
-            values = [dim(x, i) if v == 0 else v for i, v in enumerate(values)]
+            values = _copy_dims(x, values)
             if not all(isinstance(v, int) for v in values):
                 return tf.reshape(x, tf.stack([tf.cast(v, tf.int64) for v in values]))
         return tf.reshape(x, values)
+    if allowzero or _never_zero(shape):
+        return tf.reshape(x, shape)
     shape = tf.cast(shape, tf.int64)
-    if not allowzero:
-        n = shape.shape[0]
-        current = tf.concat([shape64(x), tf.ones([tf.maximum(n - tf.rank(x), 0)], tf.int64)], 0)[:n]
-        shape = tf.where(tf.equal(shape, 0), current, shape)
+    n = shape.shape[0]
+    current = tf.concat([shape64(x), tf.ones([tf.maximum(n - tf.rank(x), 0)], tf.int64)], 0)[:n]
+    shape = tf.where(tf.equal(shape, 0), current, shape)
     return tf.reshape(x, shape)
+
+
+def _copy_dims(x, values: list[int]) -> list:
+    """A constant target shape with its 0 entries replaced by the input's sizes there.
+
+    Dynamic sizes would make the shape a run-time value (SHAPE, STRIDED_SLICE and
+    PACK in TFLite): where the input's dynamic axes are all copied, the -1 entry
+    is computed here from its static sizes, and a single dynamic entry left
+    becomes the -1, so the shape stays a constant.
+    """
+    d = x.shape.as_list()
+    out = [d[i] if v == 0 else v for i, v in enumerate(values)]
+    dynamic = [i for i, v in enumerate(out) if v is None]
+    inferred = [i for i, v in enumerate(out) if v == -1]
+    if inferred and dynamic and {i for i, v in enumerate(d) if v is None} <= set(dynamic):
+        total = prod([v for i, v in enumerate(d) if i not in dynamic])
+        known = prod([v for i, v in enumerate(out) if i not in dynamic and i not in inferred])
+        if known > 0 and total > 0 and total % known == 0:
+            out[inferred[0]] = total // known
+            inferred = []
+    if len(dynamic) == 1 and not inferred:
+        out[dynamic[0]] = -1
+    return [dim(x, i) if v is None else v for i, v in enumerate(out)]
+
+
+#: Ops whose every output element is an element of their first input (or of all their inputs for concat/pack).
+_SELECTING = {"Identity", "Cast", "Reshape", "Squeeze", "ExpandDims", "StridedSlice", "GatherV2", "Slice"}
+
+
+def _never_zero(shape, depth: int = 0) -> bool:
+    """Whether every entry of a run-time Reshape ``shape`` is a non-zero constant or a size read with Shape.
+
+    Such a shape needs no "0 copies the input's size" selection at run time (EQUAL,
+    SELECT and a SHAPE in TFLite): a size read from a tensor is taken as it is, and
+    it differs from the copy only for a model reshaping an empty tensor.
+    """
+    value = static(shape)
+    if value is not None:
+        return bool(np.all(np.asarray(value) != 0))
+    op = getattr(shape, "op", None)
+    if op is None or depth > 16:
+        return False
+    if op.type in ("Shape", "Size"):
+        return True
+    if op.type in _SELECTING:
+        return _never_zero(op.inputs[0], depth + 1)
+    if op.type in ("ConcatV2", "Pack"):
+        pieces = list(op.inputs)[:-1] if op.type == "ConcatV2" else list(op.inputs)
+        return all(_never_zero(p, depth + 1) for p in pieces)
+    return False
 
 
 @TF.register("Transpose")
@@ -101,9 +153,13 @@ def _unsqueeze_dynamic(x, axes):
 
 @TF.register("Flatten")
 def flatten(x, axis: int = 1):
-    d = dims(x)
-    axis = axis_of(axis, len(d))
-    return tf.reshape(x, [prod(d[:axis]) if axis else 1, -1] if axis < len(d) else [-1, 1])
+    axis = axis_of(axis, rank(x))
+    if axis == rank(x):
+        return tf.reshape(x, [-1, 1])
+    inner = x.shape[axis:].num_elements()
+    if inner:  # a constant shape even when the outer axes are dynamic
+        return tf.reshape(x, [-1, inner])
+    return tf.reshape(x, [prod(dims(x)[:axis]) if axis else 1, -1])
 
 
 @TF.register("Concat", since=4)
@@ -222,7 +278,8 @@ def tile(x, repeats):
 
 @TF.register("Shape", since=1)
 def shape(x, start: int = 0, end=None):
-    return shape64(x)[start:end]
+    full = shape64(x)
+    return full if start == 0 and end is None else full[start:end]
 
 
 @TF.register("Size")

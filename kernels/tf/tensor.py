@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from kernels.tf import TF
-from kernels.tf._util import axis_of, rank, shape64, tf_dtype
+from kernels.tf._util import axis_of, rank, shape64, static, tf_dtype
 
 
 def _wrap(indices, size):
@@ -14,9 +15,33 @@ def _wrap(indices, size):
     return tf.where(indices < 0, indices + tf.cast(size, tf.int64), indices)
 
 
+def _non_negative(indices, depth: int = 0) -> bool:
+    """Whether ``indices`` cannot be negative: constants >= 0, sizes (Shape, Size), ArgMax/ArgMin,
+    a Range from >= 0 by a step > 0, or elements of these."""
+    value = static(indices)
+    if value is not None:
+        return bool(np.all(np.asarray(value) >= 0))
+    op = getattr(indices, "op", None)
+    if op is None or depth > 16:
+        return False
+    if op.type in ("Shape", "Size", "ArgMax", "ArgMin"):
+        return True
+    if op.type == "Range":
+        start, delta = static(op.inputs[0]), static(op.inputs[2])
+        return start is not None and delta is not None and start >= 0 and delta > 0
+    if op.type in ("Identity", "Cast", "Reshape", "Squeeze", "ExpandDims", "StridedSlice", "GatherV2"):
+        return _non_negative(op.inputs[0], depth + 1)
+    return False
+
+
 @TF.register("Gather", since=1)
 def gather(data, indices, axis: int = 0):
     axis = axis_of(axis, rank(data))
+    if _non_negative(indices):  # no run-time wrap (LESS, ADD, SELECT in TFLite)
+        return tf.gather(data, indices, axis=axis)
+    value, size = static(indices), data.shape[axis]
+    if value is not None and size is not None:  # constant indices wrapped while tracing
+        return tf.gather(data, np.where(value < 0, value + size, value), axis=axis)
     return tf.gather(data, _wrap(indices, tf.shape(data, out_type=tf.int64)[axis]), axis=axis)
 
 
@@ -123,8 +148,16 @@ def constant_of_shape(shape, value=None):
 
 @TF.register("Range", since=11)
 def range_(start, limit, delta):
-    start, limit, delta = (tf.reshape(v, []) for v in (start, limit, delta))  # 1-element tensors are scalars
-    return tf.range(start, limit, delta, dtype=start.dtype)
+    dtype = tf.as_dtype(start.dtype)
+    start, limit, delta = (_scalar(v) for v in (start, limit, delta))
+    return tf.range(start, limit, delta, dtype=dtype)
+
+
+def _scalar(v):
+    """A 1-element tensor as a scalar: a numpy one when known while tracing (so the Range's
+    constant bounds stay visible to ``_non_negative`` and TFLite gets no RESHAPE of them)."""
+    value = static(v)
+    return np.asarray(value).reshape(()) if value is not None else tf.reshape(v, [])
 
 
 @TF.register("OneHot", since=11)
@@ -142,18 +175,19 @@ def non_zero(x):
 
 
 def _diagonal_offsets(x):
+    """[rows, cols] column minus row index; the row range alone is reshaped, the column one broadcasts."""
     shape = tf.shape(x, out_type=tf.int64)
-    rows = tf.range(shape[-2])[:, tf.newaxis]
-    cols = tf.range(shape[-1])[tf.newaxis, :]
-    return cols - rows
+    rows = tf.reshape(tf.range(shape[-2]), [-1, 1])
+    return tf.range(shape[-1]) - rows
 
 
 @TF.register("Trilu", since=14)
 def trilu(x, k=None, upper: int = 1):
-    kk = tf.cast(tf.reshape(k, []), tf.int64) if k is not None else tf.constant(0, tf.int64)
+    kk = 0 if k is None else _scalar(k)
+    kk = tf.cast(kk, tf.int64) if isinstance(kk, tf.Tensor) else int(kk)
     offsets = _diagonal_offsets(x)
     keep = offsets >= kk if upper else offsets <= kk
-    return tf.where(keep, x, tf.zeros_like(x))
+    return tf.where(keep, x, tf.zeros([], x.dtype))  # a scalar zero: SELECT_V2 broadcasts it
 
 
 @TF.register("EyeLike", since=9)

@@ -409,3 +409,28 @@ def test_loop_scan_output_with_a_dynamic_batch_collects_without_tensor_lists() -
     ops = _traced_ops_and_check(_graph(body, {}, "N,4"), x, channels_last=False)
     assert "While" in ops or "StatelessWhile" in ops
     assert not [op for op in ops if op.startswith("TensorList")]
+
+
+# --- run-time shape arithmetic with a dynamic batch: what TFLite receives, against onnxruntime ------------------
+
+_I = {"zero": np.array(0, np.int64), "one": np.array(1, np.int64), "first": np.array([0], np.int64)}
+
+
+@pytest.mark.parametrize(("body", "inits", "absent"), [
+    # A dynamic batch with static inner sizes flattens to the constant shape [-1, 120].
+    ("y = Flatten(x)", {}, {"Shape", "Pack"}),
+    ("y = Reshape(x, s)", {"s": np.array([0, -1], np.int64)}, {"Shape", "Pack"}),
+    # A shape assembled from the input's own sizes cannot hold a 0 to copy: no select over it.
+    ("s = Shape(x)\n n = Gather(s, zero)\n u = Unsqueeze(n, first)\n t = Concat<axis=0>(u, c)\n y = Reshape(x, t)",
+     {"c": np.array([30, 4], np.int64)}, {"SelectV2", "Equal"}),
+    # Indices from a Range starting at 0, or constants, are never negative (or wrap while tracing).
+    ("s = Shape(x)\n n = Gather(s, one)\n r = Range(zero, n, one)\n y = Gather<axis=1>(x, r)", {}, {"SelectV2", "Less"}),
+    ("y = Gather<axis=1>(x, i)", {"i": np.array([-1, 0, 2], np.int64)}, {"SelectV2", "Less"}),
+    ("y = Trilu<upper=0>(x, one)", {}, {"ZerosLike"}),
+], ids=["flatten", "reshape_copy_batch", "reshape_from_shape", "gather_range", "gather_negative_constant",
+        "trilu"])
+def test_dynamic_batch_shapes_trace_without_run_time_selects(body: str, inits: dict, absent: set[str]) -> None:
+    x = np.random.default_rng(3).standard_normal((2, 6, 5, 4)).astype(np.float32)
+    used = {k: v for k, v in {**_I, **inits}.items() if re.search(rf"\b{k}\b", body)}
+    ops = _traced_ops_and_check(_graph(body, used), x, channels_last=False)
+    assert not absent & set(ops), sorted(absent & set(ops))
