@@ -4,7 +4,8 @@ Levels (each includes the one before):
 
 - ``-O0``: nothing.
 - ``-O1`` cleanup: trailing empty inputs dropped, shape and type inference (symbolic dim names kept), constant
-  folding under a size cap, no-op removal (Identity, Dropout, same-type Cast,
+  folding under a size cap (weights filled in the graph by ConstantOfShape are
+  stored whatever their size: :mod:`passes.weight_fills`), no-op removal (Identity, Dropout, same-type Cast,
   same-shape Reshape/Expand, identity Transpose, zero Pad, full Slice, ...),
   dead code and unused initializers, initializer dedup, constants lifted to
   initializers.
@@ -45,6 +46,7 @@ from passes.report import (
 from passes.rules._dispatch import dispatched
 from passes.shape_inference import ShapeInferencePass
 from passes.trim_inputs import TrimEmptyInputsPass
+from passes.weight_fills import MaterializeWeightFillsPass
 
 MAX_ITERATIONS = 5
 DEFAULT_SIZE_CAP_BYTES = 1 << 20
@@ -113,6 +115,8 @@ CLEANUP: tuple[PassSpec, ...] = (
     # inference, which types what the rules create (see passes.folding).
     PassSpec("shape-inference", "cleanup", _fixed(ShapeInferencePass), once=True),
     PassSpec("fold-constants", "fold", _fold),
+    # Before CSE merges equal fills: each weight stays its own, so BatchNorm folds into it.
+    PassSpec("materialize-weight-fills", "fold", _fixed(MaterializeWeightFillsPass)),
     PassSpec("fold-shapes", "fold", _rewrite(rules.shape_rules)),
     PassSpec("remove-no-ops", "cleanup", _rewrite(rules.cleanup_rules)),
     PassSpec("eliminate-identity", "cleanup", _fixed(common.IdentityEliminationPass)),
@@ -172,7 +176,9 @@ def optimize(
         level: 0 (nothing), 1 (cleanup) or 2 (cleanup and fusions).
         verify_each: run ``ir.verify`` on the input and after every pass.
         size_cap_bytes: largest tensor constant folding may create, counted as
-            4-byte elements (folding is skipped for bigger results).
+            4-byte elements (folding is skipped for bigger results). Weights
+            filled by ConstantOfShape are stored whatever their size
+            (:mod:`passes.weight_fills`).
         max_iterations: bound on rounds of the fixed-point loop.
         on_error: ``"skip"`` or ``"raise"``, what to do when a pass fails.
 
