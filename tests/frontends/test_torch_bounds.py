@@ -213,3 +213,66 @@ def test_load_pt2_is_still_importable_from_export() -> None:
     from converter.frontends.torch import export, pt2
 
     assert export.load_pt2 is pt2.load_pt2
+
+
+# ---- sizes a guard excludes: cut off the nearer end of the range ---------------------------
+
+
+class NeighbourProduct(nn.Module):
+    """Each step times the next: at seq = 2 the two slices have one step, which torch.export cannot rule out."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 1:] * x[:, :-1]
+
+
+class CausalScores(nn.Module):
+    """Scores masked by a 64-row causal table, as GPT-Neo slices it (the last row is a special case to torch.export)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mask", torch.tril(torch.ones(POSITIONS, POSITIONS, dtype=torch.bool)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.shape[1]
+        return torch.where(self.mask[:s, :s], x @ x.transpose(1, 2), -1e9)
+
+
+@pytest.mark.parametrize(("module", "bound", "lengths"), [
+    (NeighbourProduct(), (3, None), (3, 9)),  # seq - 1 != 1: seq = 2 cut off the bottom
+    (CausalScores(), (1, POSITIONS - 1), (5, POSITIONS - 1)),  # seq <= 64 and seq != 64: the top
+])
+def test_a_size_a_guard_excludes_is_cut_off_the_nearer_end(module: nn.Module, bound: tuple, lengths: tuple) -> None:
+    model = load(module, inputs=[InputSpec.parse("x:batch x seq x 4")])
+    assert model_symbol_bounds(model)["seq"] == bound
+    for seq in lengths:
+        x = torch.randn(2, seq, 4, generator=torch.Generator().manual_seed(seq))
+        got = ort_outputs(model, {"x": x.numpy()})["output"]
+        np.testing.assert_allclose(got, module(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_guard_inside_the_range_is_one_error_that_quotes_it() -> None:
+    """Cutting seq = 20 off 1..64 would drop 19 sizes the user asked for: no retry, one error naming the guard."""
+    from converter.frontends.torch.symbols import constraint_error, model_imposed_bounds
+
+    error = Exception("Constraints violated (seq)! For more information, run with TORCH_LOGS=\"+dynamic\".\n"
+                      "  - Not all values of seq = L['x'].size()[1] in the specified range seq <= 64 satisfy the "
+                      "generated guard ((-19) + L['x'].size()[1]) != 1.\n")
+    specs = [InputSpec.parse("x:batch x seq=..64 x 4")]
+    assert model_imposed_bounds(error, specs) is None
+    found = constraint_error(error, specs)
+    assert found is not None and "needs ((-19) + seq) != 1 for some sizes of seq" in str(found)
+
+
+def test_excluded_sizes_reads_offsets_from_the_guards() -> None:
+    from converter.frontends.torch.symbols import excluded_sizes
+
+    message = "\n".join([
+        "Constraints violated (seq)!",
+        "  - Not all values of seq = L['x'].size()[1] in the specified range satisfy the generated guard "
+        "((-1) + L['x'].size()[1]) != 1.",
+        "  - Not all values of n = L['y'].size()[0] in the specified range n <= 9 satisfy the generated guard "
+        "L['y'].size()[0] != 9.",
+        "  - Not all values of n = L['y'].size()[0] in the specified range satisfy the generated guard "
+        "2 <= L['y'].size()[0] and L['y'].size()[0] <= 9",
+    ])
+    assert excluded_sizes(Exception(message)) == [("seq", 2), ("n", 9)]

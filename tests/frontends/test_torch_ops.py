@@ -50,6 +50,10 @@ class Fn(nn.Module):
         return self.fn(*[x, y, z][: self.n])
 
 
+#: the table the functional embedding_bag cases read (10 rows, as nn.Embedding's case)
+BAG_TABLE = torch.randn(10, 4, generator=torch.Generator().manual_seed(0))
+
+
 def conv_t() -> nn.Module:
     return nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
 
@@ -99,6 +103,8 @@ CASES = [
     Case("permute_transpose_t", lambda x: (x.permute(2, 0, 1), x.transpose(0, 2), x[:, 0].t()), [((B, 4, 3), FLOAT)]),
     Case("expand_dynamic", lambda x, y: x.expand(y.shape[0], -1, 4) + y, [((1, 3, 1), FLOAT), ((B, 3, 4), FLOAT)], ("Expand",)),
     Case("squeeze_unsqueeze_flatten", lambda x: x.squeeze(1).unsqueeze(-1).flatten(1), [((B, 1, 4), FLOAT)]),
+    Case("einsum_three_operands", lambda x, y: torch.einsum("bsd,de,bte->bst", x, y, x),  # opt_einsum fixed b and s
+         [((B, 3, 4), FLOAT), ((4, 4), FLOAT)], tol=1e-4),
     Case("cat_stack", lambda x, y: (torch.cat([x, y, x], 1), torch.stack([x, y], -1)), [((B, 3), FLOAT), ((B, 3), INT)]),
     Case("split_chunk_unbind", lambda x: (*x.split(2, 1), *x.chunk(2, 1), *x.split([1, 4], 1), *x[:, :3].unbind(1)), [((B, 5), FLOAT)]),
     Case("slice_select_narrow", lambda x: (x[:, 1:-1:2], x[:, -1], x.narrow(1, 1, 2), x[:, 1:]), [((B, 6), FLOAT)]),
@@ -135,6 +141,11 @@ CASES = [
     Case("upsample_nearest", nn.Upsample(scale_factor=2, mode="nearest"), [((B, 2, 3, 4), FLOAT)], ("Resize",)),
     Case("upsample_bilinear", nn.Upsample(size=(5, 7), mode="bilinear"), [((B, 2, 3, 4), FLOAT)], ("Resize",), tol=1e-4),
     Case("embedding", nn.Embedding(10, 4), [((B, 3), INT)], ("Gather",)),
+    Case("embedding_bag_mean_2d", nn.EmbeddingBag(10, 4, mode="mean"), [((B, 3), INT)], ("MatMul",)),
+    Case("embedding_bag_sum_weighted_padding", lambda x, w: F.embedding_bag(  # bags [0], [] (empty: zeros), [1..]
+        x, BAG_TABLE, torch.tensor([0, 1, 1]), mode="sum", per_sample_weights=w, padding_idx=0), [((B,), INT), ((B,), FLOAT)]),
+    Case("embedding_bag_last_offset", lambda x: F.embedding_bag(  # offsets 0, 2, ..., 2 * batch: one bag per row
+        x.flatten(), BAG_TABLE, torch.arange(0, x.numel() + 1, 2), mode="mean", include_last_offset=True), [((B, 2), INT)]),
     Case("dropout_eval", nn.Sequential(nn.Dropout(0.5), nn.ReLU()), [((B, 3), FLOAT)]),
     # attention
     Case("sdpa_causal", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), [((B, 2, 5, 4), FLOAT)] * 3, ("Trilu",)),
@@ -197,9 +208,11 @@ def test_op_matches_torch_at_two_batch_sizes(case: Case) -> None:
 
 def _in_range(case: Case, index: int, tensor: torch.Tensor) -> torch.Tensor:
     """Index inputs: non-negative and below the indexed dim."""
-    if tensor.dtype != torch.int64 or index == 0 and case.name != "embedding":
+    if tensor.dtype != torch.int64 or index == 0 and not case.name.startswith("embedding"):
         return tensor
-    limit = {"embedding": 10, "index_two_leading": 2, "index_two_adjacent": 5, "scatter": 5, "scatter_add": 5, "gather_index_select": 5}.get(case.name, 3)
+    if case.name.startswith("embedding"):
+        return tensor.abs() % 10  # rows of a 10-row table (3 of them 0, the embedding_bag case's padding row)
+    limit = { "index_two_leading": 2, "index_two_adjacent": 5, "scatter": 5, "scatter_add": 5, "gather_index_select": 5}.get(case.name, 3)
     return tensor.abs() % limit
 
 

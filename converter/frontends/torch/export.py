@@ -113,6 +113,14 @@ def exported_program(source: Any, *, format: str, inputs: Any = None, **options:
             absent, or the export fails.
         UnsafeModelError: a ``.pt2`` needs code to load and ``unsafe_load`` is off.
     """
+    # NOTE: opt_einsum picks an einsum's contraction order from the example's sizes, and
+    # torch.export guards on that choice (an einsum of three operands fixed every dim);
+    # contracting left to right, as torch does without it, keeps the dims dynamic.
+    with torch.backends.opt_einsum.flags(enabled=False):
+        return _exported_program(source, format=format, inputs=inputs, **options)
+
+
+def _exported_program(source: Any, *, format: str, inputs: Any, **options: Any) -> Program:  # noqa: A002
     examples = make_examples(inputs, options.get("dynamic_shapes"))
     named: dict[tuple[int, int], str] = {}
     if format == "exported_program":

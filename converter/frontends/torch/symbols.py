@@ -8,6 +8,10 @@
    with the model like a user's. Any other suggested fix (``batch = 4``, ``b = a``)
    would change what the user asked for: :func:`constraint_error` turns it into one
    ``InputError`` that gives the ``--input`` to use instead.
+   A guard that excludes one size (``seq - 1 != 1``: a dim that would broadcast
+   if it were 1, or ``seq != 64``: a branch taken at the table's last row) comes
+   with no suggested fix; the size is cut off the nearer end of the range
+   (``seq=3..512``, ``seq=..63``), which keeps every other size the user asked for.
 3. The names of the program's symbols (``s27``) are recovered from the export's
    shape environment, which remembers each ``Dim``'s name while the program
    lives (a ``.pt2`` file does not keep them, see :func:`~converter.frontends.torch.pt2.saved_dim_names`).
@@ -29,10 +33,15 @@ from converter.inputs import Bound, InputSpec
 
 #: Example sizes are picked below this unless a range asks for more.
 _MAX_EXAMPLE = 64
+#: At most this many sizes are cut off a range's end to leave out a size a guard excludes.
+_MAX_CUT = 2
 
 _FIXES = re.compile(r"Suggested fixes:\n((?:[ \t]+\S.*\n?)+)")
 _FIX = re.compile(r"\s*([A-Za-z_]\w*) = (.+?)\s*")
 _DIM = re.compile(r"Dim\('(\w+)'(?:, min=(\d+))?(?:, max=(\d+))?\)")
+#: ``Not all values of seq = L['x'].size()[1] in the specified range ... satisfy the generated guard G.``
+_UNSATISFIED = re.compile(r"Not all values of (\w+) = (\S+) in the specified range.*? satisfy the generated guard (.+)\.\s*$",
+                          re.MULTILINE)
 
 
 def make_dim(symbol: str, bound: Bound | None) -> Any:
@@ -102,11 +111,9 @@ def constraint_error(error: BaseException, specs: Sequence[InputSpec] | None) ->
             the user's own ``dynamic_shapes``, so the hint speaks of ``Dim``s).
     """
     found = _FIXES.search(str(error))
-    if found is None:
-        return None
-    fixes = [m.groups() for m in map(_FIX.fullmatch, found.group(1).splitlines()) if m]
+    fixes = [m.groups() for m in map(_FIX.fullmatch, found.group(1).splitlines()) if m] if found else []
     if not fixes:
-        return None
+        return _guard_error(error)
     head = str(error).strip().splitlines()[0].split(" For more information")[0].rstrip("!")
     message = f"torch.export failed: {head}: " + "; ".join(_describe(name, fix) for name, fix in fixes)
     if specs is None:
@@ -125,22 +132,81 @@ def model_imposed_bounds(error: BaseException, specs: Sequence[InputSpec] | None
 
     A range is what the model accepts anyway (slicing a 512-row table by ``seq``
     fails above 512 in eager PyTorch too), so taking it keeps the user's request.
-    ``None`` when there is no fix, a fix that is not a range, or nothing changes.
+    Sizes a guard excludes near an end of the range (:func:`excluded_sizes`) are cut
+    off it. ``None`` when there is no fix, a fix that is not a range, an excluded size
+    too far inside the range, or nothing changes.
     """
-    found = _FIXES.search(str(error))
-    if found is None or specs is None:
+    if specs is None:
         return None
-    fixes = [m.groups() for m in map(_FIX.fullmatch, found.group(1).splitlines()) if m]
+    found = _FIXES.search(str(error))
+    fixes = [m.groups() for m in map(_FIX.fullmatch, found.group(1).splitlines()) if m] if found else []
     ranges = [(name, _DIM.fullmatch(fix)) for name, fix in fixes]
-    if not ranges or not all(dim for _, dim in ranges):
+    excluded = excluded_sizes(error)
+    if not (ranges or excluded) or not all(dim for _, dim in ranges):
         return None
     named = bounded = _named_specs(specs)
     try:
         for name, dim in ranges:
             bounded = _bounded(bounded, name, (_int(dim.group(2)), _int(dim.group(3))))
+        for name, size in excluded:
+            bounded = _bounded(bounded, name, _without(_bound_of(bounded, name), size))
     except InputError:
         return None
     return bounded if bounded != named else None
+
+
+def excluded_sizes(error: BaseException) -> list[tuple[str, int]]:
+    """The (symbol, size) pairs that torch.export's unsatisfied guards of the form ``d + k != n`` exclude.
+
+    >>> excluded_sizes(Exception("... Not all values of seq = L['x'].size()[1] in the specified range "
+    ...                          "seq <= 512 satisfy the generated guard ((-1) + L['x'].size()[1]) != 1."))
+    [('seq', 2)]
+    """
+    pairs = []
+    for name, source, guard in _UNSATISFIED.findall(str(error)):
+        size = _excluded_by(guard, source)
+        if size is not None and (name, size) not in pairs:
+            pairs.append((name, size))
+    return pairs
+
+
+def _excluded_by(guard: str, source: str) -> int | None:
+    """``n - k`` for a guard ``source != n`` or ``(k + source) != n``; None for any other guard."""
+    lhs, sep, rhs = guard.rpartition(" != ")
+    if not sep or not rhs.strip().lstrip("-").isdigit():
+        return None
+    lhs = lhs.strip()
+    if lhs == source:
+        return int(rhs)
+    offset = re.fullmatch(r"\(\(?(-?\d+)\)? \+ " + re.escape(source) + r"\)", lhs)
+    return int(rhs) - int(offset.group(1)) if offset else None
+
+
+def _bound_of(specs: list[InputSpec], symbol: str) -> Bound:
+    return next((s.bounds[symbol] for s in specs if symbol in s.bounds), (None, None))
+
+
+def _without(bound: Bound, size: int) -> Bound:
+    """``bound`` with ``size`` cut off its nearer end (an open range's far end is unknown: the lower one)."""
+    lo, hi = bound[0] if bound[0] is not None else 1, bound[1]
+    if hi is not None and hi - size < size - lo:
+        cut = (lo, size - 1)
+    else:
+        cut = (size + 1, hi)
+    dropped = (cut[0] - lo) + (hi - cut[1] if hi is not None else 0)
+    if size < lo or (hi is not None and size > hi) or dropped > _MAX_CUT or (hi is not None and cut[0] > cut[1]):
+        raise InputError(f"{size} cannot be cut off {lo}..{hi}")  # a guard in mid-range: not a range problem
+    return cut
+
+
+def _guard_error(error: BaseException) -> InputError | None:
+    """An ``InputError`` quoting the first guard torch.export found some sizes of a symbol break; None if none."""
+    found = _UNSATISFIED.search(str(error))
+    if found is None:
+        return None
+    name, source, guard = found.groups()
+    return InputError(f"torch.export failed: the model needs {guard.replace(source, name)} for some sizes of {name}",
+                      f"give {name} a range where that holds (--input NAME:...x {name}=MIN..MAX), or a fixed size")
 
 
 def _describe(name: str, fix: str) -> str:

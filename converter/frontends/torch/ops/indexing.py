@@ -5,11 +5,19 @@
 ``GatherND`` after moving the indexed axes to the front; when the indexed axes
 are adjacent, torch puts the result's index dims where they were, so they are
 moved back there.
+
+``embedding_bag`` (sum and mean) gathers the rows, then sums them per bag with one
+``MatMul`` by a bags x indices membership matrix: index ``i`` is in bag ``b`` when
+``b`` offsets are at or before ``i`` (plus one), and not ``padding_idx``. An empty
+bag is zeros, as in torch; with ``include_last_offset`` the last offset only ends
+the last bag.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 import ir
 from converter.frontends.torch.emit import INT64, Emitter, rank
@@ -63,6 +71,53 @@ def gather(e: Emitter, x: ir.Value, dim: int, index: ir.Value, sparse_grad: bool
 @ATEN.register("aten::embedding")
 def embedding(e: Emitter, weight: ir.Value, indices: ir.Value, *args: Any) -> ir.Value:
     return e.op("Gather", weight, e.cast(indices, INT64), axis=0)
+
+
+@ATEN.register("aten::_embedding_bag")
+@ATEN.register("aten::_embedding_bag_forward_only")
+def embedding_bag(
+    e: Emitter,
+    weight: ir.Value,
+    indices: ir.Value,
+    offsets: ir.Value,
+    scale_grad_by_freq: bool = False,
+    mode: int = 0,
+    sparse: bool = False,
+    per_sample_weights: ir.Value | None = None,
+    include_last_offset: bool = False,
+    padding_idx: int = -1,
+) -> tuple[ir.Value, None, None, None]:
+    if mode not in (0, 1):
+        raise NotImplementedError("embedding_bag with mode='max'")
+    if any(u.args[1] != 0 for u in e.node.users):
+        raise NotImplementedError("embedding_bag's offset2bag, bag_size or max_indices outputs")
+    indices, offsets = e.cast(indices, INT64), e.cast(offsets, INT64)
+    rows = e.op("Gather", weight, indices, axis=0)
+    if per_sample_weights is not None:
+        rows = e.op("Mul", rows, e.op("Unsqueeze", e.cast(per_sample_weights, weight.dtype), e.ints([1])))
+    member = _bag_membership(e, indices, offsets, include_last_offset)
+    if padding_idx is not None and padding_idx >= 0:
+        kept = e.op("Not", e.op("Equal", indices, e.const(np.int64(padding_idx))))
+        member = e.op("And", member, e.op("Unsqueeze", kept, e.ints([0])))
+    weights = e.cast(member, weight.dtype)
+    out = e.op("MatMul", weights, rows)
+    if mode == 1:
+        count = e.op("ReduceSum", weights, e.ints([1]), keepdims=1)
+        out = e.op("Div", out, e.op("Max", count, e.const(np.ones((), weight.dtype.numpy()))))
+    return out, None, None, None
+
+
+def _bag_membership(e: Emitter, indices: ir.Value, offsets: ir.Value, include_last_offset: bool) -> ir.Value:
+    """A bool [bags, indices] matrix: which bag each position of ``indices`` belongs to."""
+    zero, one = e.const(np.int64(0)), e.const(np.int64(1))
+    positions = e.op("Range", zero, e.op("Squeeze", e.shape_of(indices)), one)
+    started = e.op("LessOrEqual", e.op("Unsqueeze", offsets, e.ints([0])), e.op("Unsqueeze", positions, e.ints([1])))
+    bag_of = e.op("Sub", e.op("ReduceSum", e.cast(started, INT64), e.ints([1]), keepdims=0), one)
+    bags = e.op("Squeeze", e.shape_of(offsets))
+    if include_last_offset:
+        bags = e.op("Sub", bags, one)
+    bag_ids = e.op("Range", zero, bags, one)
+    return e.op("Equal", e.op("Unsqueeze", bag_ids, e.ints([1])), e.op("Unsqueeze", bag_of, e.ints([0])))
 
 
 @ATEN.register("aten::scatter.src")
