@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.crossgraph-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo lint bench bench-large fuzz fixtures clean
+.PHONY: install test test-fast demo lint bench bench-large fuzz sweep fixtures clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ bench-large: $(STAMP)
 
 fuzz: $(STAMP)
 	$(PY) bench/fuzz_loaders.py $(or $(CASES),500)
+
+# ~50 architectures the tests do not cover, to every target with parity (about 30 minutes; ONLY=a,b picks some).
+sweep: $(STAMP)
+	$(PY) bench/sweep_models.py $(if $(ONLY),--only $(ONLY),)
 
 fixtures: $(STAMP)
 	$(PY) fixtures/build_onnx_fixtures.py

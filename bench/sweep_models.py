@@ -15,7 +15,7 @@ model and target: ok/FAIL, seconds, worst max-abs error over the outputs, and th
 error's first line. Exit status 1 when any row failed.
 
 Run from the repository root:
-``nice .venv/bin/python bench/bench_sweep.py [--only AlbertModel,ResNet50V2] [--targets onnx,pt,sm,tflite]``.
+``nice .venv/bin/python bench/sweep_models.py [--only AlbertModel,ResNet50V2] [--targets onnx,pt,sm,tflite]``.
 """
 
 from __future__ import annotations
