@@ -4,7 +4,7 @@ Models (random weights, fixed seeds, no hub):
 - keras.applications ResNet50, MobileNetV2, EfficientNetB0, DenseNet121 at 96x96
   (logits; batch-norm statistics randomized so that the logits are not ~0);
 - transformers BertModel, GPT2Model, ViTModel from small configs (as
-  ``bench/bench_zoo.py`` and ``tests/e2e/test_zoo.py`` build them).
+  ``fixtures/zoo.py`` builds them for the tests and benches).
 
 Each source is loaded and optimized (-O2) once, then written twice with the TFLite
 back end. A conversion that TFLite refuses because of dynamic dims is retried with
@@ -48,11 +48,11 @@ from converter import parity  # noqa: E402
 from converter.backends import tflite  # noqa: E402
 from converter.errors import InputError  # noqa: E402
 from converter.runners import open_runner  # noqa: E402
-from fixtures.zoo import randomize_batch_norm  # noqa: E402
+from fixtures import zoo  # noqa: E402
 
 KERAS_APPS = ("ResNet50", "MobileNetV2", "EfficientNetB0", "DenseNet121")
 TRANSFORMERS = ("BertModel", "GPT2Model", "ViTModel")
-VOCAB = 100
+VOCAB = zoo.VOCAB
 #: cosine similarity fp16 results must reach (as ``converter.convert`` checks them)
 FP16_MIN_COSINE = 0.999
 #: sizes given to symbols TFLite cannot keep dynamic (what ``--input`` would say)
@@ -80,30 +80,24 @@ def keras_source(name: str) -> Source:
 
     keras.utils.set_random_seed(0)
     model = getattr(keras.applications, name)(weights=None, input_shape=(96, 96, 3), classifier_activation=None)
-    randomize_batch_norm(model)
+    zoo.randomize_batch_norm(model)
     return Source(name, model, {}, classifier=True)
 
 
 def transformer_source(name: str) -> Source:
     """A small transformers model (random weights) and the options that export it with dynamic dims."""
     import torch
-    import transformers as hf
 
     torch.manual_seed(0)
     if name == "BertModel":
-        config = hf.BertConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                               intermediate_size=128, max_position_embeddings=64)
         ids = torch.randint(0, VOCAB, (2, 5), generator=torch.Generator().manual_seed(0))
         dims = {0: torch.export.Dim("batch", max=64), 1: torch.export.Dim("seq", max=64)}  # BERT needs seq <= 64
         options = {"inputs": {"input_ids": ids}, "dynamic_shapes": {"input_ids": dims}}
-        return Source(name, hf.BertModel(config).eval(), options, int_range=(0, VOCAB))
+        return Source(name, zoo.bert(), options, int_range=(0, VOCAB))
     if name == "GPT2Model":
-        config = hf.GPT2Config(vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=2, n_positions=64, use_cache=False)
-        return Source(name, hf.GPT2Model(config).eval(), {"inputs": ["input_ids:batch x seq:int64"]},
+        return Source(name, zoo.gpt2(), {"inputs": ["input_ids:batch x seq:int64"]},
                       int_range=(0, VOCAB))
-    config = hf.ViTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-                          image_size=32, patch_size=8)
-    return Source(name, hf.ViTModel(config).eval(), {"inputs": ["pixel_values:batch x 3 x 32 x 32"]})
+    return Source(name, zoo.vit(), {"inputs": ["pixel_values:batch x 3 x 32 x 32"]})
 
 
 def sources(names: list[str]) -> list[Callable[[], Source]]:

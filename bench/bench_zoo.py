@@ -121,23 +121,19 @@ def bench_keras() -> None:
 def torch_models() -> dict[str, tuple[Any, dict[str, Any], dict[str, Any]]]:
     """name -> (module, example kwargs, dynamic_shapes): the same export problem for both tools."""
     import torch
-    from transformers import BertConfig, BertModel, GPT2Config, GPT2Model, ViTConfig, ViTModel
 
+    from fixtures import zoo
     from fixtures.build_torch_fixtures import resnet_like
 
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     batch, seq = torch.export.Dim("batch", max=64), torch.export.Dim("seq", max=64)
-    ids = {"input_ids": torch.randint(0, 100, (2, 5), generator=gen)}
+    ids = {"input_ids": torch.randint(0, zoo.VOCAB, (2, 5), generator=gen)}
     ids_dims = {"input_ids": {0: batch, 1: seq}}
     return {
-        "BertModel": (BertModel(BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                           intermediate_size=128, max_position_embeddings=64)).eval(), ids, ids_dims),
-        "GPT2Model": (GPT2Model(GPT2Config(vocab_size=100, n_embd=64, n_layer=2, n_head=2, n_positions=64,
-                                           use_cache=False)).eval(), ids, ids_dims),
-        "ViTModel": (ViTModel(ViTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                        intermediate_size=128, image_size=32, patch_size=8)).eval(),
-                     {"pixel_values": torch.randn(2, 3, 32, 32, generator=gen)}, {"pixel_values": {0: batch}}),
+        "BertModel": (zoo.bert(), ids, ids_dims),
+        "GPT2Model": (zoo.gpt2(), ids, ids_dims),
+        "ViTModel": (zoo.vit(), {"pixel_values": torch.randn(2, 3, 32, 32, generator=gen)}, {"pixel_values": {0: batch}}),
         "resnet_like": (resnet_like().eval(), {"x": torch.randn(2, 3, 32, 32, generator=gen)}, {"x": {0: batch}}),
     }
 

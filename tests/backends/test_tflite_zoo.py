@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import converter  # noqa: E402
 from converter.backends import tflite  # noqa: E402
+from fixtures.zoo import gpt2, randomize_batch_norm  # noqa: E402
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("ai_edge_litert.interpreter")
@@ -34,21 +34,15 @@ def _mobilenet_v2():
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(96, 96, 3),
                                            classifier_activation=None)
-    rng = np.random.default_rng(0)
-    for layer in model.layers:  # Keras' default statistics make the logits ~1e-11: no class would stand out
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.get_weights()[0].shape
-            values = [rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n), rng.normal(0, 0.1, n), rng.uniform(0.5, 1.5, n)]
-            layer.set_weights([v.astype(np.float32) for v in values])
+    randomize_batch_norm(model)  # Keras' default statistics make the logits ~1e-11: no class would stand out
     return model
 
 
 def _gpt2():
     torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=100, n_embd=64, n_layer=2, n_head=2, n_positions=64, use_cache=False)
-    return transformers.GPT2Model(config).eval()
+    return gpt2()
 
 
 def _both_precisions(model, tmp_path, **options):

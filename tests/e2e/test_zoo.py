@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import converter  # noqa: E402
 from converter import parity  # noqa: E402
 from converter.runners import open_runner  # noqa: E402
-from fixtures.zoo import randomize_batch_norm  # noqa: E402
+from fixtures.zoo import VOCAB, bert, gpt2, randomize_batch_norm, vit  # noqa: E402
 
 
 def _reference_scales(source: Any, onnx_path: pathlib.Path, int_range: tuple[int, int] = (0, 10)) -> dict[str, float]:
@@ -85,29 +85,6 @@ def test_keras_normalization_constants_stay_constants(tmp_path):
 
 # ---- transformers -----------------------------------------------------------------
 
-VOCAB = 100
-
-
-def _bert() -> Any:
-    from transformers import BertConfig, BertModel
-
-    return BertModel(BertConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                intermediate_size=128, max_position_embeddings=64))
-
-
-def _gpt2() -> Any:
-    from transformers import GPT2Config, GPT2Model
-
-    return GPT2Model(GPT2Config(vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=2, n_positions=64, use_cache=False))
-
-
-def _vit() -> Any:
-    from transformers import ViTConfig, ViTModel
-
-    return ViTModel(ViTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-                              image_size=32, patch_size=8))
-
-
 def _ids_with_bounded_dims() -> dict[str, Any]:
     """Example ids and ``dynamic_shapes`` bounding seq by the position table (64), as BERT needs."""
     import torch
@@ -119,9 +96,9 @@ def _ids_with_bounded_dims() -> dict[str, Any]:
 
 #: name -> (factory, convert keyword arguments as a function, sizes of the second validate)
 TRANSFORMERS = {
-    "BertModel": (_bert, _ids_with_bounded_dims, {"batch": 3, "seq": 7}),
-    "GPT2Model": (_gpt2, lambda: {"inputs": ["input_ids:batch x seq:int64"]}, {"batch": 3, "seq": 7}),
-    "ViTModel": (_vit, lambda: {"inputs": ["pixel_values:batch x 3 x 32 x 32"]}, {"batch": 3}),
+    "BertModel": (bert, _ids_with_bounded_dims, {"batch": 3, "seq": 7}),
+    "GPT2Model": (gpt2, lambda: {"inputs": ["input_ids:batch x seq:int64"]}, {"batch": 3, "seq": 7}),
+    "ViTModel": (vit, lambda: {"inputs": ["pixel_values:batch x 3 x 32 x 32"]}, {"batch": 3}),
 }
 
 
@@ -152,7 +129,7 @@ def test_bert_from_input_specs(tmp_path):
     torch = pytest.importorskip("torch")
     pytest.importorskip("transformers")
     torch.manual_seed(0)
-    model = _bert().eval()
+    model = bert()
     result = converter.convert(model, tmp_path / "bert.onnx", inputs=["input_ids:batch x seq:int64"], check=True)
     assert result.parity.passed
     # BERT slices its 64-row position table by seq: the front end takes torch.export's limit and says so.
