@@ -44,12 +44,6 @@ def mode(name: str) -> Iterator[None]:
         _mode = saved
 
 
-def tensor_arrays(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
-    """While tracing inside, items with dynamic dims collect in TensorArrays too (faster in
-    TensorFlow; the graph then does not convert to TFLite builtins)."""
-    return mode("tensor_arrays" if enabled else "auto")
-
-
 def accumulator(dtype: tf.DType, shape: tf.TensorShape) -> Any:
     """An empty accumulator for items of ``dtype`` and ``shape`` (``None`` dims: dynamic)."""
     shape = tf.TensorShape(shape)
