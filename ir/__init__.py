@@ -40,7 +40,7 @@ from onnx_ir import (
     traversal,
 )
 
-from ir.opsets import DEFAULT_OPSET, OpRegistry, model_opset
+from ir.opsets import DEFAULT_OPSET, OpRegistry, model_opset, node_opset, op_key, split_op_key
 from ir.provenance import copy_source_name, set_source_name, source_name
 from ir.symbols import bind_symbols, default_symbol, parse_shape, symbolic_dims
 from ir.verifier import VerificationError, verify
@@ -57,6 +57,9 @@ __all__ = [
     "DEFAULT_OPSET",
     "OpRegistry",
     "model_opset",
+    "node_opset",
+    "op_key",
+    "split_op_key",
     "source_name",
     "set_source_name",
     "copy_source_name",

@@ -40,6 +40,29 @@ def model_opset(model: onnx_ir.Model, domain: str = "") -> int:
     return imports[domain]
 
 
+def op_key(op_type: str, domain: str = "") -> str:
+    """The registry key of an op: its name in the default ONNX domain, ``"domain::Op"`` in any other.
+
+    >>> op_key("Relu"), op_key("TreeEnsemble", "ai.onnx.ml")
+    ('Relu', 'ai.onnx.ml::TreeEnsemble')
+    """
+    return op_type if domain in _ONNX_DOMAINS else f"{domain}::{op_type}"
+
+
+def split_op_key(key: str) -> tuple[str, str]:
+    """``(domain, op_type)`` of a registry key made by :func:`op_key` (domain ``""`` for the default one)."""
+    domain, sep, op_type = key.rpartition("::")
+    return (domain, op_type) if sep else ("", key)
+
+
+def node_opset(model: onnx_ir.Model, node: onnx_ir.Node) -> int:
+    """The version of ``node``'s domain that ``model`` imports (``DEFAULT_OPSET`` / 1 when it imports none)."""
+    try:
+        return model_opset(model, node.domain)
+    except KeyError:
+        return DEFAULT_OPSET if node.domain in _ONNX_DOMAINS else 1
+
+
 @dataclasses.dataclass(frozen=True)
 class Registration:
     """One registered function: ``op`` from opset ``since``, optionally for one device."""
@@ -105,8 +128,10 @@ class OpRegistry:
         if self._validate == "onnx":
             import onnx.defs
 
-            if not onnx.defs.has(op):
-                raise ValueError(f"{self.name}: {op!r} is not an operator of the ONNX default domain")
+            domain, op_type = split_op_key(op)
+            if not onnx.defs.has(op_type, domain):
+                where = f"domain {domain!r}" if domain else "the ONNX default domain"
+                raise ValueError(f"{self.name}: {op!r} is not an operator of {where}")
         elif not self._validate.fullmatch(op):
             raise ValueError(f"{self.name}: {op!r} does not match {self._validate.pattern!r}")
 

@@ -81,15 +81,30 @@ def model_opset(model: ir.Model) -> int:
 
 def missing_kernels(model: ir.Model, table: KernelTable, device: str = "cpu") -> list[tuple[str, str]]:
     """``(op, node name)`` for every node, in every subgraph, that ``table`` cannot run."""
-    opset = model_opset(model)
     missing = []
     for node in ir.traversal.RecursiveGraphIterator(model.graph):
-        op = node.op_type if node.domain in _ONNX_DOMAINS else f"{node.domain}::{node.op_type}"
-        if node.domain in _ONNX_DOMAINS and op in CONTROL_FLOW_OPS:
+        op, version = kernel_op(model, node)
+        if op in CONTROL_FLOW_OPS:
             continue
-        if node.domain not in _ONNX_DOMAINS or table.find(op, opset, device) is None:
+        if table.find(op, version, device) is None:
             missing.append((op, node.name or ""))
     return missing
+
+
+def kernel_op(model: ir.Model, node: ir.Node) -> tuple[str, int]:
+    """The kernel-table key of ``node``'s op (``"ai.onnx.ml::Binarizer"`` outside the default
+    domain) and the version of its domain that ``model`` imports."""
+    if node.domain in _ONNX_DOMAINS:
+        return node.op_type, model_opset(model)
+    return ir.op_key(node.op_type, node.domain), ir.node_opset(model, node)
+
+
+def _schema(op: str, opset: int) -> Any:
+    """The ``onnx.defs`` schema of a kernel-table key at ``opset`` (raises ``SchemaError``)."""
+    import onnx.defs
+
+    domain, op_type = ir.split_op_key(op)
+    return onnx.defs.get_schema(op_type, opset, domain)
 
 
 @functools.cache
@@ -98,7 +113,7 @@ def _variadic_start(op: str, opset: int) -> int | None:
     import onnx.defs
 
     try:
-        schema = onnx.defs.get_schema(op, opset, "")
+        schema = _schema(op, opset)
     except onnx.defs.SchemaError:
         return None
     formal = schema.inputs
@@ -113,7 +128,7 @@ def _variadic_output(op: str, opset: int) -> bool:
     import onnx.defs
 
     try:
-        schema = onnx.defs.get_schema(op, opset, "")
+        schema = _schema(op, opset)
     except onnx.defs.SchemaError:
         return False
     formal = schema.outputs
@@ -225,7 +240,7 @@ class Executor:
         for node in graph:
             args = [None if v is None else env[v] for v in node.inputs]
             try:
-                if node.op_type in CONTROL_FLOW_OPS:
+                if node.op_type in CONTROL_FLOW_OPS and node.domain in _ONNX_DOMAINS:
                     results = _CONTROL_FLOW[node.op_type](self, node, args, env)
                 else:
                     results = self._call_kernel(node, args)
@@ -238,14 +253,15 @@ class Executor:
                     env[value] = result
 
     def _call_kernel(self, node: ir.Node, args: list[Any]) -> list[Any]:
-        fn = self.table.lookup(node.op_type, self.opset, self.device.type)
+        op, version = kernel_op(self.model, node)
+        fn = self.table.lookup(op, version, self.device.type)
         kwargs = {name: self._attribute(a) for name, a in node.attributes.items()}
         if "num_outputs" in _parameters(fn) and "num_outputs" not in kwargs:
             kwargs["num_outputs"] = len(node.outputs)
-        result = fn(*kernel_arguments(node.op_type, self.opset, args), **kwargs)
+        result = fn(*kernel_arguments(op, version, args), **kwargs)
         if node.op_type == "Constant":  # built on the CPU from scalar attributes
             result = result.to(self.device)
-        if isinstance(result, tuple) or (isinstance(result, list) and _variadic_output(node.op_type, self.opset)):
+        if isinstance(result, tuple) or (isinstance(result, list) and _variadic_output(op, version)):
             return list(result)
         return [result]  # one tensor, or one sequence (a list) or empty optional (None)
 

@@ -317,10 +317,11 @@ class Writer:
         return True
 
     def _emit_call(self, node: ir.Node, indent: int) -> None:
-        from kernels.executor import _parameters, _variadic_output, kernel_arguments
+        from kernels.executor import _parameters, _variadic_output, kernel_arguments, kernel_op
 
-        fn = self.executor.table.lookup(node.op_type, self.opset, "cpu")
-        args = kernel_arguments(node.op_type, self.opset, [self.arg(v) for v in node.inputs])
+        op, version = kernel_op(self.executor.model, node)
+        fn = self.executor.table.lookup(op, version, "cpu")
+        args = kernel_arguments(op, version, [self.arg(v) for v in node.inputs])
         while args and args[-1] == "None":
             args.pop()
         parts = [("[" + ", ".join(a) + "]") if isinstance(a, list) else a for a in args]
@@ -343,7 +344,7 @@ class Writer:
             arity = len(typing.get_args(returns))
             outs = outs + ["_"] * (arity - len(outs))
             self.emit(indent, f"{', '.join(outs)} = {call}")
-        elif origin is list and _variadic_output(node.op_type, self.opset):
+        elif origin is list and _variadic_output(op, version):
             tmp = self.fresh("parts")
             self.emit(indent, f"{tmp} = {call}")
             for i, name in enumerate(outs):

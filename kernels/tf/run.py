@@ -31,7 +31,13 @@ import numpy as np
 import tensorflow as tf
 
 import ir
-from kernels.executor import MissingKernelsError, _parameters, kernel_arguments, missing_kernels
+from kernels.executor import (
+    MissingKernelsError,
+    _parameters,
+    kernel_arguments,
+    kernel_op,
+    missing_kernels,
+)
 from kernels.executor import model_opset as _model_opset
 from kernels.tf import TF
 from kernels.tf._util import channels_first_perm, channels_last_perm, tf_dtype
@@ -240,8 +246,9 @@ class Walker:
              fn: Callable[..., Any] | None = None) -> list[Any]:
         """Call the node's kernel on ``args`` with the node's attributes (``fn``: a core, args as given)."""
         if fn is None:
-            fn = TF.lookup(node.op_type, self.opset)
-            args = kernel_arguments(node.op_type, self.opset, args)
+            op, version = kernel_op(self.model, node)
+            fn = TF.lookup(op, version)
+            args = kernel_arguments(op, version, args)
         kwargs = {name: self.attribute(env, a) for name, a in node.attributes.items()}
         if "num_outputs" in _parameters(fn) and "num_outputs" not in kwargs:
             kwargs["num_outputs"] = len(node.outputs)

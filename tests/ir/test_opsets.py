@@ -65,3 +65,18 @@ def test_pattern_validation_for_framework_tables():
 def test_model_opset_reads_default_domain():
     model = ir.from_onnx_text('<ir_version: 10, opset_import: ["" : 17]>\ng (float x) => (float y) { y = Relu(x) }')
     assert ir.model_opset(model) == 17
+
+
+def test_ops_of_other_domains_register_under_domain_keys():
+    table = ir.OpRegistry("demo kernels")
+
+    @table.register("ai.onnx.ml::Binarizer", since=1)
+    def binarizer(x):
+        return x
+
+    assert ir.op_key("Binarizer", "ai.onnx.ml") == "ai.onnx.ml::Binarizer"
+    assert ir.split_op_key("ai.onnx.ml::Binarizer") == ("ai.onnx.ml", "Binarizer")
+    assert ir.split_op_key("Relu") == ("", "Relu")
+    assert table.lookup("ai.onnx.ml::Binarizer", opset=1) is binarizer
+    with pytest.raises(ValueError, match="domain 'ai.onnx.ml'"):
+        table.register("ai.onnx.ml::Relu")
