@@ -40,7 +40,15 @@ from onnx_ir import (
     traversal,
 )
 
-from ir.opsets import DEFAULT_OPSET, OpRegistry, model_opset, node_opset, op_key, split_op_key
+from ir.opsets import (
+    DEFAULT_OPSET,
+    OpRegistry,
+    model_opset,
+    node_opset,
+    op_key,
+    op_schema,
+    split_op_key,
+)
 from ir.provenance import copy_source_name, set_source_name, source_name
 from ir.symbols import bind_symbols, default_symbol, parse_shape, symbolic_dims
 from ir.verifier import VerificationError, verify
@@ -59,6 +67,7 @@ __all__ = [
     "model_opset",
     "node_opset",
     "op_key",
+    "op_schema",
     "split_op_key",
     "source_name",
     "set_source_name",

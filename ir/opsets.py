@@ -11,6 +11,7 @@ a device entry takes precedence over the common one on that device.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -53,6 +54,34 @@ def split_op_key(key: str) -> tuple[str, str]:
     """``(domain, op_type)`` of a registry key made by :func:`op_key` (domain ``""`` for the default one)."""
     domain, sep, op_type = key.rpartition("::")
     return (domain, op_type) if sep else ("", key)
+
+
+@functools.cache
+def contrib_ops(domain: str) -> frozenset[str]:
+    """The ops onnxruntime defines in ``domain`` (``"com.microsoft"``: its contrib ops), if it is installed."""
+    try:
+        from onnxruntime.capi.onnxruntime_pybind11_state import get_all_operator_schema
+    except ImportError:
+        return frozenset()
+    return frozenset(s.name for s in get_all_operator_schema() if s.domain == domain)
+
+
+def op_schema(key: str, version: int) -> Any:
+    """The schema of a registry key at ``version``: ``onnx.defs``' or, for onnxruntime's
+    contrib domains, onnxruntime's (inputs and outputs carry ``.option``). ``None`` if unknown."""
+    import onnx.defs
+
+    domain, op_type = split_op_key(key)
+    try:
+        return onnx.defs.get_schema(op_type, version, domain)
+    except onnx.defs.SchemaError:
+        pass
+    if op_type not in contrib_ops(domain):
+        return None
+    from onnxruntime.capi.onnxruntime_pybind11_state import get_all_operator_schema
+
+    found = [s for s in get_all_operator_schema() if s.domain == domain and s.name == op_type and s.since_version <= version]
+    return max(found, key=lambda s: s.since_version, default=None)
 
 
 def node_opset(model: onnx_ir.Model, node: onnx_ir.Node) -> int:
@@ -129,7 +158,7 @@ class OpRegistry:
             import onnx.defs
 
             domain, op_type = split_op_key(op)
-            if not onnx.defs.has(op_type, domain):
+            if not onnx.defs.has(op_type, domain) and op_type not in contrib_ops(domain):
                 where = f"domain {domain!r}" if domain else "the ONNX default domain"
                 raise ValueError(f"{self.name}: {op!r} is not an operator of {where}")
         elif not self._validate.fullmatch(op):

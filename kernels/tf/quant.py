@@ -1,4 +1,5 @@
-"""Linear quantization: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, MatMulInteger, QLinearMatMul.
+"""Linear quantization: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, MatMulInteger, QLinearMatMul,
+ConvInteger, QLinearConv.
 
     QuantizeLinear:   y = clip(round_half_even(x / scale) + zero_point, qmin, qmax)
     DequantizeLinear: y = (x - zero_point) * scale
@@ -121,3 +122,41 @@ def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, 
         y = y + tf.cast(y_zero_point, tf.float64)
     low, high = _range(dtype)
     return tf.cast(tf.clip_by_value(tf.round(y), low, high), dtype)
+
+
+def _conv_centered(x, w, x_zero_point, w_zero_point, attrs) -> tf.Tensor:
+    """The exact convolution of zero-point-centered integers, in float64 (8-bit products and their
+    sums stay far below 2**53); a 1-D weight zero point is per output channel."""
+    from kernels.tf.nn import conv
+
+    xc = tf.cast(x, tf.float64)
+    if x_zero_point is not None:
+        xc = xc - tf.cast(tf.reshape(x_zero_point, []), tf.float64)
+    wc = tf.cast(w, tf.float64)
+    if w_zero_point is not None:
+        z = tf.cast(w_zero_point, tf.float64)
+        wc = wc - (tf.reshape(z, [-1] + [1] * (w.shape.rank - 1)) if z.shape.num_elements() != 1 else tf.reshape(z, []))
+    return conv(xc, wc, None, **attrs)
+
+
+@TF.register("ConvInteger", since=10)
+def conv_integer(x, w, x_zero_point=None, w_zero_point=None, **attrs):
+    return tf.cast(tf.round(_conv_centered(x, w, x_zero_point, w_zero_point, attrs)), tf.int32)
+
+
+@TF.register("QLinearConv", since=10)
+def qlinear_conv(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point=None, b=None, **attrs):
+    """The int32 accumulator (plus the int32 bias) requantized as onnxruntime does: times the float32
+    multiplier ``x_scale * w_scale / y_scale`` (per output channel), rounded half to even."""
+    acc = _conv_centered(x, w, x_zero_point, w_zero_point, attrs)
+    channel = [1, -1] + [1] * (x.shape.rank - 2)
+    if b is not None:
+        acc = acc + tf.reshape(tf.cast(b, tf.float64), channel)
+    multiplier = tf.cast(x_scale, tf.float32) * tf.cast(w_scale, tf.float32) / tf.cast(y_scale, tf.float32)
+    multiplier = tf.reshape(multiplier, channel) if multiplier.shape.num_elements() != 1 else tf.reshape(multiplier, [])
+    y = tf.round(tf.cast(acc, tf.float32) * multiplier)
+    dtype = y_zero_point.dtype if y_zero_point is not None else x.dtype
+    if y_zero_point is not None:
+        y = y + tf.cast(tf.reshape(y_zero_point, []), tf.float32)
+    low, high = _range(dtype)
+    return tf.cast(tf.clip_by_value(y, low, high), dtype)

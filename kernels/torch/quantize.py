@@ -1,5 +1,5 @@
 """Quantization ops: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, QLinearMatMul,
-and the bit-level BitCast.
+ConvInteger, QLinearConv, and the bit-level BitCast.
 
 Scales and zero points are per tensor (one element), per axis (1-D along
 ``axis``) or per block (same rank as the input, ``block_size`` elements of
@@ -13,6 +13,7 @@ from torch import Tensor
 
 from kernels.torch import TORCH
 from kernels.torch._util import int_bounds, norm_axis, onnx_dtype
+from kernels.torch.nn import conv
 
 
 def _broadcast(p: Tensor, x: Tensor, axis: int, block_size: int) -> Tensor:
@@ -105,6 +106,71 @@ def q_linear_mat_mul(
     )
     y = torch.matmul(a_real, b_real).to(torch.float32)
     return _quantize(y, y_scale, y_zero_point, y_zero_point.dtype, 1, 0)
+
+
+def _centered(x: Tensor, zero: Tensor | None, channel_axis: bool) -> Tensor:
+    """Integer values minus their zero point, in float64 (exact: products and sums of
+    8-bit values stay far below 2**53); a 1-D zero point of a weight is per output channel."""
+    v = x.to(torch.float64)
+    if zero is None:
+        return v
+    z = zero.to(torch.float64)
+    if channel_axis and z.numel() > 1:
+        z = z.reshape([-1] + [1] * (x.dim() - 1))
+    else:
+        z = z.reshape(())
+    return v - z
+
+
+@TORCH.register("ConvInteger", since=10)
+def conv_integer(
+    x: Tensor,
+    w: Tensor,
+    x_zero_point: Tensor | None = None,
+    w_zero_point: Tensor | None = None,
+    auto_pad: str = "NOTSET",
+    dilations: list[int] | None = None,
+    group: int = 1,
+    kernel_shape: list[int] | None = None,
+    pads: list[int] | None = None,
+    strides: list[int] | None = None,
+) -> Tensor:
+    """Exact int32 convolution of zero-point-centered 8-bit inputs (padding holds the zero point)."""
+    acc = conv(_centered(x, x_zero_point, False), _centered(w, w_zero_point, True), None,
+               auto_pad, dilations, group, kernel_shape, pads, strides)
+    return torch.round(acc).to(torch.int32)
+
+
+@TORCH.register("QLinearConv", since=10)
+def q_linear_conv(
+    x: Tensor,
+    x_scale: Tensor,
+    x_zero_point: Tensor,
+    w: Tensor,
+    w_scale: Tensor,
+    w_zero_point: Tensor,
+    y_scale: Tensor,
+    y_zero_point: Tensor,
+    b: Tensor | None = None,
+    auto_pad: str = "NOTSET",
+    dilations: list[int] | None = None,
+    group: int = 1,
+    kernel_shape: list[int] | None = None,
+    pads: list[int] | None = None,
+    strides: list[int] | None = None,
+) -> Tensor:
+    """The int32 accumulator (plus the int32 bias) requantized as onnxruntime does: times the
+    float32 multiplier ``x_scale * w_scale / y_scale`` (per output channel), rounded half to even."""
+    acc = conv(_centered(x, x_zero_point, False), _centered(w, w_zero_point, True), None,
+               auto_pad, dilations, group, kernel_shape, pads, strides)
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    if b is not None:
+        acc = acc + b.to(torch.float64).reshape(shape)
+    multiplier = (x_scale.to(torch.float32) * w_scale.to(torch.float32) / y_scale.to(torch.float32))
+    multiplier = multiplier.reshape(shape) if multiplier.numel() > 1 else multiplier.reshape(())
+    y = torch.round(acc.to(torch.float32) * multiplier) + y_zero_point.to(torch.float32).reshape(())
+    lo, hi = int_bounds(y_zero_point.dtype)
+    return torch.clamp(y, float(lo), float(hi)).to(y_zero_point.dtype)
 
 
 @TORCH.register("BitCast", since=26)
