@@ -40,7 +40,10 @@ def load(source: Any, *, format: str = "torch", inputs: Any = None, **options: A
         torch.export kept (a live program, or a ``.pt2`` saved with its
         ``dynamic_shapes`` record), else ``batch``/``<input>_<axis>``; their
         ranges are in the model's metadata (``converter.inputs.model_symbol_bounds``).
-        Weights are initializers wrapping the torch tensors, not copies.
+        Weights are initializers wrapping the torch tensors, not copies (except
+        LSTM/GRU/RNN weights, repacked into ONNX's gate order). Plain
+        ``nn.LSTM``/``GRU``/``RNN`` submodules keep a dynamic sequence length
+        (see :mod:`~converter.frontends.torch.recurrent`).
 
     Raises:
         InputError: a missing or corrupt file, missing inputs, or a failed export

@@ -33,6 +33,7 @@ from converter.frontends.torch.pt2 import (  # load_pt2 re-exported: runners.py 
     load_pt2,
     saved_dim_names,
 )
+from converter.frontends.torch.recurrent import routed_recurrent
 from converter.frontends.torch.symbols import (
     constraint_error,
     dim_names,
@@ -45,8 +46,8 @@ from converter.inputs import Bound, InputSpec, symbol_bounds
 
 _aten = torch.ops.aten
 
-#: Ops kept undecomposed: each has a direct ONNX counterpart (and LSTM/GRU would
-#: otherwise unroll over time steps).
+#: Ops kept undecomposed: each has a direct ONNX counterpart (and LSTM/GRU/RNN would
+#: otherwise unroll over time steps; modules exported live use ``crossgraph::`` ops instead).
 KEEP = (
     _aten.linear.default,  # Gemm / MatMul + Add, no reshapes around batch dims
     _aten.matmul.default,  # MatMul broadcasts as matmul does
@@ -54,6 +55,8 @@ KEEP = (
     _aten.scaled_dot_product_attention.default,
     _aten.lstm.input,  # LSTM (its decomposition unrolls the time steps)
     _aten.gru.input,  # GRU
+    _aten.rnn_tanh.input,  # RNN
+    _aten.rnn_relu.input,  # RNN (activations=Relu)
     _aten.hardswish.default,  # HardSwish
     _aten.hardsigmoid.default,  # HardSigmoid
     _aten.mish.default,  # Mish
@@ -258,6 +261,8 @@ def call_factory(spec: str) -> Any:
 def _export(module: torch.nn.Module, examples: Examples, options: dict[str, Any]) -> Any:
     """``torch.export.export`` in eval mode (the training flag is restored after).
 
+    Plain LSTM / GRU / RNN submodules run as one custom op each during the export
+    (``recurrent.routed_recurrent``), so a dynamic sequence length stays dynamic.
     Symbols whose range the model itself limits are retried with that range (at
     most twice; see ``symbols.model_imposed_bounds``); other constraint failures
     become one ``InputError`` with the ``--input`` to use.
@@ -265,25 +270,31 @@ def _export(module: torch.nn.Module, examples: Examples, options: dict[str, Any]
     training = module.training
     _set_training(module, False)
     try:
-        for attempt in range(3):
-            try:
-                return torch.export.export(
-                    module,
-                    examples.args,
-                    examples.kwargs or None,
-                    dynamic_shapes=examples.dynamic_shapes,
-                    strict=bool(options.get("strict", False)),
-                )
-            except Exception as e:
-                bounded = model_imposed_bounds(e, examples.specs) if attempt < 2 else None
-                if bounded is None:
-                    raise constraint_error(e, examples.specs) or InputError(
-                        f"torch.export failed: {first_line(e)}", "check the input shapes and symbols") from e
-                retry = _examples_from_specs(bounded)
-                examples = dataclasses.replace(retry, names=examples.names, symbol_names=examples.symbol_names)
-        raise AssertionError("unreachable")  # the loop returns or raises
+        with routed_recurrent(module):
+            return _export_retrying(module, examples, options)
     finally:
         _set_training(module, training)
+
+
+def _export_retrying(module: torch.nn.Module, examples: Examples, options: dict[str, Any]) -> Any:
+    """``torch.export.export``, retried with the ranges the model imposes (at most twice)."""
+    for attempt in range(3):
+        try:
+            return torch.export.export(
+                module,
+                examples.args,
+                examples.kwargs or None,
+                dynamic_shapes=examples.dynamic_shapes,
+                strict=bool(options.get("strict", False)),
+            )
+        except Exception as e:
+            bounded = model_imposed_bounds(e, examples.specs) if attempt < 2 else None
+            if bounded is None:
+                raise constraint_error(e, examples.specs) or InputError(
+                    f"torch.export failed: {first_line(e)}", "check the input shapes and symbols") from e
+            retry = _examples_from_specs(bounded)
+            examples = dataclasses.replace(retry, names=examples.names, symbol_names=examples.symbol_names)
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def _set_training(module: torch.nn.Module, mode: bool) -> None:

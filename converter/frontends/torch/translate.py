@@ -88,6 +88,7 @@ class Translator:
         self.output_names = list(output_names)
         self._used: dict[str, int] = {}
         self.main_graph: ir.Graph | None = None
+        self.superseded: list[ir.Value] = []  # weights a translation repacked into new initializers
 
     # ---- names, types -----------------------------------------------------
 
@@ -153,7 +154,14 @@ class Translator:
         for i, value in enumerate(user):
             name = self.output_names[i] if i < len(self.output_names) else f"output_{i}"
             graph.outputs.append(self._as_output(value, name, emitter))
+        self._drop_superseded(graph)
         return ir.Model(graph, ir_version=10, producer_name="crossgraph")
+
+    def _drop_superseded(self, graph: ir.Graph) -> None:
+        """Remove the initializers in :attr:`superseded` that nothing uses any more."""
+        for value in self.superseded:
+            if value.is_initializer() and not value.uses() and not value.is_graph_output():
+                graph.initializers.pop(value.name, None)
 
     def _placeholders(self, graph: ir.Graph) -> list[ir.Value]:
         """Graph inputs and initializers for the program's placeholders, in order."""
