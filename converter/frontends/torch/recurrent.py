@@ -17,6 +17,7 @@ saved with them needs this module imported to load.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,19 +123,23 @@ def routed_recurrent(module: nn.Module) -> Iterator[int]:
     buffers, types and hooks are never touched. Yields how many were routed.
     """
     saved: list[tuple[nn.Module, Any]] = []
-    try:
-        for sub in module.modules():
-            mode = _plain_mode(sub)
-            if mode is not None:
-                saved.append((sub, sub.__dict__.get("forward", _ABSENT)))
-                sub.forward = _routed_forward(sub, type(sub).forward, mode)
-        yield len(saved)
-    finally:
-        for sub, previous in reversed(saved):
-            if previous is _ABSENT:
-                sub.__dict__.pop("forward", None)
-            else:
-                sub.forward = previous
+    with warnings.catch_warnings():
+        # torch.export notices that recurrent modules refresh their weight list
+        # (``_flat_weights``) while tracing: harmless here, and noise to the user.
+        warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights")
+        try:
+            for sub in module.modules():
+                mode = _plain_mode(sub)
+                if mode is not None:
+                    saved.append((sub, sub.__dict__.get("forward", _ABSENT)))
+                    sub.forward = _routed_forward(sub, type(sub).forward, mode)
+            yield len(saved)
+        finally:
+            for sub, previous in reversed(saved):
+                if previous is _ABSENT:
+                    sub.__dict__.pop("forward", None)
+                else:
+                    sub.forward = previous
 
 
 _ABSENT = object()
