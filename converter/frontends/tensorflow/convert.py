@@ -7,8 +7,11 @@ whose outputs are a dict keyed by the output names. :func:`to_ir` then
 1. converts it with tf2onnx (``from_function``) at tf2onnx's newest opset (18),
    collecting what tf2onnx logs as unsupported; functions marked for XLA
    (Keras wraps grouped and depthwise convolutions in ``jit_compile=True``)
-   are unmarked first so TF's inliner opens them (:func:`_allow_xla_inlining`);
-2. repairs or rejects every op that is not an ONNX op (:mod:`.repairs`);
+   are unmarked first so TF's inliner opens them (:func:`_allow_xla_inlining`),
+   and the handlers of :mod:`.handlers` replace tf2onnx's for the ops it
+   translates wrongly;
+2. repairs or rejects every op that is not an ONNX op, and rewrites attribute
+   values ONNX removed (:mod:`.repairs`);
 3. upgrades the model to ``ir.DEFAULT_OPSET`` (onnxscript's version converter);
 4. names dynamic dims and records provenance (:mod:`.naming`);
 5. runs ``ir.verify``.
@@ -27,7 +30,7 @@ import numpy as np
 
 import ir
 from converter.errors import CrossgraphError, InputError
-from converter.frontends.tensorflow import naming, repairs
+from converter.frontends.tensorflow import handlers, naming, repairs
 
 #: tf2onnx 1.17 writes opsets up to 18; the model is upgraded from there.
 TF2ONNX_OPSET = 18
@@ -73,15 +76,14 @@ def to_ir(traced: Traced, opset: int = ir.DEFAULT_OPSET) -> ir.Model:
     import tf2onnx
 
     _allow_xla_inlining()
+    handlers.install()
     with _captured_tf2onnx_log() as records:
         try:
             proto, _ = tf2onnx.convert.from_function(
                 traced.function, input_signature=traced.signature, opset=TF2ONNX_OPSET
             )
         except Exception as e:  # tf2onnx raises bare ValueError/KeyError/...
-            raise CrossgraphError(
-                f"tf2onnx could not convert {traced.description}: {type(e).__name__}: {e}"
-            ) from e
+            raise CrossgraphError(f"tf2onnx could not convert {traced.description}: {_reason(e)}") from e
     _captures_to_initializers(proto, traced)
     model = _finish(proto, traced, _unsupported(records), opset)
     try:
@@ -89,6 +91,29 @@ def to_ir(traced: Traced, opset: int = ir.DEFAULT_OPSET) -> ir.Model:
     except ir.VerificationError as e:
         raise CrossgraphError(f"converting {traced.description} gave an invalid graph: {e}") from e
     return model
+
+
+def _reason(error: Exception) -> str:
+    """``Type: message`` of ``error``; for an error TF raised while tracing, the error at the end.
+
+    TensorFlow reports an exception raised inside the traced Python code as
+    ``in user code:`` followed by a stack of file lines and, last, the original
+    ``Type: message`` (Keras appends the arguments it received): the reason is
+    that message, on one line, without Keras' terminal colour codes.
+    """
+    text = str(error).strip()
+    if not text.startswith("in user code:"):
+        return f"{type(error).__name__}: {text}"
+    lines = [_ANSI.sub("", line).strip() for line in text.splitlines()]
+    starts = [i for i, line in enumerate(lines) if _ERROR_LINE.match(line)]
+    message = lines[starts[-1]:] if starts else lines[-1:]
+    if "Arguments received by" in " ".join(message):
+        message = message[: next(i for i, line in enumerate(message) if line.startswith("Arguments received by"))]
+    return f"{' '.join(line for line in message if line)} (raised while tracing the model)"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b.*:")
 
 
 _XLA_MARKERS = ("_XlaMustCompile", "_noinline")
@@ -141,6 +166,7 @@ def _finish(proto, traced: Traced, logged: list[tuple[str, str]], opset: int) ->
     model = ir.serde.deserialize_model(proto)
     namer = traced.namer or (lambda name: name)
     repairs.repair_and_check(model, TF2ONNX_OPSET, lambda n: namer(naming.clean_tf_name(n)), logged)
+    repairs.fix_removed_resize_modes(model)
     if opset != TF2ONNX_OPSET:
         version_converter.convert_version(model, opset, fallback=True)
     naming.record_provenance(model, namer)
@@ -243,8 +269,10 @@ def _probe(traced: Traced) -> dict[str, dict[int, str]]:
 def as_output_dict(result: Any, names: list[str] | None = None, keep: list[str] | None = None) -> dict[str, Any]:
     """A function's result as ``{name: tensor}``; unnamed results are ``output_0``, ``output_1``...
 
-    A dict keeps its keys; a tensor or a (nested) list/tuple is flattened in order,
-    named by ``names`` when given. ``keep`` selects outputs by name, in its order.
+    A dict keeps its keys, and a value of a dict that is itself a structure
+    (``{"a": (x, y)}``) gives one output per tensor in it, ``a_0``, ``a_1``...; a
+    tensor or a (nested) list/tuple is flattened in order, named by ``names`` when
+    given. ``keep`` selects outputs by name, in its order.
 
     Raises:
         InputError: a name in ``keep`` is not an output (the message lists them).
@@ -252,7 +280,7 @@ def as_output_dict(result: Any, names: list[str] | None = None, keep: list[str] 
     import tensorflow as tf
 
     if isinstance(result, Mapping) and names is None:
-        named = dict(result)
+        named = _flat_dict(result)
     else:
         flat = tf.nest.flatten(result)
         names = names or [f"output_{i}" for i in range(len(flat))]
@@ -265,3 +293,16 @@ def as_output_dict(result: Any, names: list[str] | None = None, keep: list[str] 
     if missing:
         raise InputError(f"no output named {', '.join(map(repr, missing))}", f"outputs are: {', '.join(named)}")
     return {k: named[k] for k in keep}
+
+
+def _flat_dict(result: Mapping[str, Any]) -> dict[str, Any]:
+    """``{key: tensor}``, a structured value giving ``key_0``, ``key_1``... (tf.nest order)."""
+    import tensorflow as tf
+
+    named: dict[str, Any] = {}
+    for key, value in result.items():
+        if tf.is_tensor(value) or not tf.nest.is_nested(value):
+            named[str(key)] = value
+        else:
+            named.update((f"{key}_{i}", leaf) for i, leaf in enumerate(tf.nest.flatten(value)))
+    return named
