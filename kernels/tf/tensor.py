@@ -65,6 +65,8 @@ def gather_elements(data, indices, axis: int = 0):
 @TF.register("GatherND", since=11)
 def gather_nd(data, indices, batch_dims: int = 0):
     k = indices.shape[-1]
+    if k is None:  # an index width known only when run (indices from a Tile of run-time multiples)
+        k = tf.shape(indices)[-1]
     sizes = tf.shape(data, out_type=tf.int64)[batch_dims:batch_dims + k]
     return tf.gather_nd(data, _wrap(indices, sizes), batch_dims=batch_dims)
 
