@@ -212,12 +212,9 @@ class TensorFlowRunner(Runner):
         if device == "cuda":
             self.note = "TensorFlow runs on CPU here"
         if isinstance(obj, (str, os.PathLike)):
-            import keras
+            from converter.frontends.tensorflow.keras import read_model
 
-            try:
-                obj = keras.models.load_model(str(obj), safe_mode=safe_mode, compile=False)
-            except Exception as e:
-                raise InputError(f"{obj}: Keras cannot load it: {_first_line(e)}") from None
+            obj = read_model(obj, safe_mode=safe_mode)  # as the front end reads it (Keras 2 .h5 too)
         self.obj = obj
 
     def signature(self) -> Signature | None:
@@ -226,7 +223,7 @@ class TensorFlowRunner(Runner):
             return [(getattr(t, "name", f"input_{i}").split(":")[0], _tf_dims(t.shape), _dtype_name(t.dtype))
                     for i, t in enumerate(inputs)]
         specs = getattr(self.obj, "input_signature", None)
-        if specs:
+        if specs and all(s.shape.rank is not None for s in specs):  # else the IR's shapes (from --input)
             return [(s.name or f"input_{i}", _tf_dims(s.shape), s.dtype.name) for i, s in enumerate(specs)]
         return None
 
@@ -351,11 +348,10 @@ def _dtype_name(dtype: Any) -> str:
 
 
 def _tf_outputs(out: Any) -> dict[str, np.ndarray]:
-    if isinstance(out, dict):
-        return {str(k): np.asarray(v) for k, v in out.items()}
-    if isinstance(out, (list, tuple)):
-        return {f"output_{i}": np.asarray(v) for i, v in enumerate(out)}
-    return {"output_0": np.asarray(out)}
+    """Outputs named as the TensorFlow front end names them (nested dict values included)."""
+    from converter.frontends.tensorflow.convert import as_output_dict
+
+    return {k: np.asarray(v) for k, v in as_output_dict(out).items()}
 
 
 def _first_line(e: BaseException) -> str:

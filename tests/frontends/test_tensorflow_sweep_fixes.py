@@ -252,3 +252,23 @@ def test_keras2_h5_that_keras3_cannot_read(tmp_path):
     x[0, -2:] = 0
     (got,) = run_onnxruntime(converted, {"ids": x}).values()
     _close(got, model(x).numpy())
+    # The parity check reads the file the same way (it used Keras 3 alone and failed).
+    import converter
+
+    result = converter.convert(path, tmp_path / "keras2_lstm.onnx", check=True)
+    assert result.parity is not None and result.parity.passed
+
+
+def test_unknown_rank_signature_with_input_specs_and_nested_outputs(tmp_path):
+    """``TensorSpec(None)`` traced rank-blind (Rank ops tf2onnx cannot translate): the body is
+    traced again under the shapes ``inputs`` gives; parity names nested dict outputs as the
+    front end does."""
+    import converter
+
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.float32)])
+    def blind(x):
+        return {"pair": (x * 2.0, x + 1.0), "total": tf.reduce_sum(x)}
+
+    result = converter.convert(blind, tmp_path / "blind.onnx", inputs=["x:batch x 3"], check=True)
+    assert result.parity is not None and result.parity.passed
+    assert {o.name for o in result.parity.outputs} == {"pair_0", "pair_1", "total"}

@@ -47,10 +47,16 @@ def from_function(function: Any, *, inputs: Any = None, outputs: list[str] | Non
     source = _source_inputs(function, inputs)
     sig, symbols = signature.build(source, inputs)
 
-    def call(*args):
-        return convert.as_output_dict(function(*args), keep=outputs)
-
     python = getattr(function, "python_function", None)
+    # A signature of unknown ranks (TensorSpec(None)) traces every op rank-blind (tf.rank,
+    # Rank nodes): the Python body is traced again under the shapes that ``inputs`` gave.
+    own = getattr(function, "input_signature", None)
+    blind = own is not None and python is not None and any(
+        s.shape.rank is None for s in tf.nest.flatten(own))
+    body = python if blind else function
+
+    def call(*args):
+        return convert.as_output_dict(body(*args), keep=outputs)
 
     def probe(*args):
         return convert.as_output_dict(python(*args), keep=outputs)
