@@ -3,8 +3,8 @@
 The executor walks the graph in order and calls, for each node, the kernel that
 the runtime's table registers for the node's op at the model's opset (a kernel
 registered for the device wins over the common one). Initializers and
-``Constant`` nodes become tensors on the device; ``If``, ``Loop`` and ``Scan``
-run their subgraphs here, and subgraphs see the values of the scopes around
+``Constant`` nodes become tensors on the device; ``If``, ``Loop``, ``Scan`` and
+``SequenceMap`` run their subgraphs here, and subgraphs see the values of the scopes around
 them (outer-scope captures).
 
 Example:
@@ -35,7 +35,7 @@ import ir
 from kernels.registry import KernelTable
 
 #: Ops whose subgraphs the executor runs itself, rather than a kernel.
-CONTROL_FLOW_OPS = ("If", "Loop", "Scan")
+CONTROL_FLOW_OPS = ("If", "Loop", "Scan", "SequenceMap")
 _ONNX_DOMAINS = ("", "ai.onnx")
 
 
@@ -99,25 +99,12 @@ def kernel_op(model: ir.Model, node: ir.Node) -> tuple[str, int]:
     return ir.op_key(node.op_type, node.domain), ir.node_opset(model, node)
 
 
-def _schema(op: str, opset: int) -> Any:
-    """The ``onnx.defs`` schema of a kernel-table key at ``opset`` (raises ``SchemaError``)."""
-    import onnx.defs
-
-    domain, op_type = ir.split_op_key(op)
-    return onnx.defs.get_schema(op_type, opset, domain)
-
-
 @functools.cache
 def _variadic_start(op: str, opset: int) -> int | None:
     """Index of the op's variadic input (packed into one list argument), if any."""
-    import onnx.defs
-
-    try:
-        schema = _schema(op, opset)
-    except onnx.defs.SchemaError:
-        return None
-    formal = schema.inputs
-    if formal and formal[-1].option == onnx.defs.OpSchema.FormalParameterOption.Variadic:
+    schema = ir.op_schema(op, opset)
+    formal = schema.inputs if schema is not None else []
+    if formal and formal[-1].option.name == "Variadic":
         return len(formal) - 1
     return None
 
@@ -125,14 +112,9 @@ def _variadic_start(op: str, opset: int) -> int | None:
 @functools.cache
 def _variadic_output(op: str, opset: int) -> bool:
     """True when the op's (last) output is variadic: a kernel's list is then several outputs."""
-    import onnx.defs
-
-    try:
-        schema = _schema(op, opset)
-    except onnx.defs.SchemaError:
-        return False
-    formal = schema.outputs
-    return bool(formal) and formal[-1].option == onnx.defs.OpSchema.FormalParameterOption.Variadic
+    schema = ir.op_schema(op, opset)
+    formal = schema.outputs if schema is not None else []
+    return bool(formal) and formal[-1].option.name == "Variadic"
 
 
 @functools.cache
@@ -333,10 +315,24 @@ def _run_scan(ex: Executor, node: ir.Node, args: list[Any], env: dict[ir.Value, 
     return states + results
 
 
+def _run_sequence_map(ex: Executor, node: ir.Node, args: list[Any], env: dict[ir.Value, Any]) -> list[Any]:
+    """The body once per item of the first input; further inputs give their item when
+    they are sequences, themselves when tensors. Each body output collects into a sequence."""
+    body: ir.Graph = node.attributes["body"].value
+    seq, extra = args[0], args[1:]
+    outputs: list[list[Any]] = [[] for _ in body.outputs]
+    for t in range(len(seq)):
+        items = [a[t] if isinstance(a, list) else a for a in extra]
+        for collected, result in zip(outputs, ex._run_graph(body, env, [seq[t], *items]), strict=True):
+            collected.append(result)
+    return outputs
+
+
 _CONTROL_FLOW: dict[str, Callable[[Executor, ir.Node, list[Any], dict[ir.Value, Any]], list[Any]]] = {
     "If": _run_if,
     "Loop": _run_loop,
     "Scan": _run_scan,
+    "SequenceMap": _run_sequence_map,
 }
 
 

@@ -43,6 +43,8 @@ _NOT_FOLDED = (
     "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
     "Dropout", "If", "Loop", "Scan", *_OPTIONAL_OPS,
 )
+#: List attributes longer than this become module attributes (see Writer.list_attribute).
+_LONG_LIST = 64
 #: A folded result above this stays a computation: an Expand/Tile/ConstantOfShape that
 #: blows a small constant up would otherwise be stored (and held while converting) in full.
 _MAX_FOLDED_BYTES = 256 * 2**20
@@ -118,11 +120,13 @@ class Writer:
         self.model = model
         self.freeze = freeze
         self.executor = Executor(model, "cpu")  # checks every op has a kernel; builds tensors
+        _refuse_string_labels(model)
         self.opset = self.executor.opset
         self.names: dict[ir.Value, str] = {}
         self.used: set[str] = {"self", "torch", "Tensor", "F", "_dev"}
         self.imports: dict[Any, str] = {}
         self.buffers: dict[str, Any] = {}
+        self.lists: dict[str, tuple[str, str]] = {}  # long list attributes: name -> (annotation, how __init__ sets it)
         self.lines: list[str] = []
         self.folded = 0
         self._constants: dict[ir.Value, Any] = {}  # value -> CPU tensor, known at conversion time
@@ -220,6 +224,29 @@ class Writer:
         name = self.fresh("w_" + base)
         self.buffers[name] = tensor
         return f"self.{name}"
+
+    def list_attribute(self, name: str, attr: ir.Attr, value: Any) -> str | None:
+        """A long list attribute (a tree ensemble's thousands of node ids) as a module
+        attribute that ``__init__`` rebuilds from a buffer: as a literal in the source,
+        TorchScript's compiler and its ``__init__`` checker would parse it element by
+        element (seconds to minutes for a 100-tree forest). Strings are stored as
+        indexes into their (short) vocabulary."""
+        import torch
+
+        if attr.type not in (ir.AttributeType.INTS, ir.AttributeType.FLOATS, ir.AttributeType.STRINGS):
+            return None
+        if len(value) <= _LONG_LIST:
+            return None
+        attribute = self.fresh("a_" + name)
+        if attr.type == ir.AttributeType.STRINGS:
+            vocabulary = sorted(set(value))
+            index = {word: i for i, word in enumerate(vocabulary)}
+            codes = self.buffer(name, torch.tensor([index[v] for v in value], dtype=torch.int64))
+            self.lists[attribute] = ("list[str]", f"[{literal(vocabulary)}[i] for i in {codes}.tolist()]")
+        else:
+            dtype, kind = (torch.int64, "list[int]") if attr.type == ir.AttributeType.INTS else (torch.float64, "list[float]")
+            self.lists[attribute] = (kind, f"{self.buffer(name, torch.tensor(list(value), dtype=dtype))}.tolist()")
+        return f"self.{attribute}"
 
     def kernel(self, fn: Any) -> str:
         if fn not in self.imports:
@@ -330,7 +357,7 @@ class Writer:
             if attr.type == ir.AttributeType.TENSOR:
                 parts.append(f"{name}={self.buffer(node.name or node.op_type, value.cpu())}")
             else:
-                parts.append(f"{name}={literal(value)}")
+                parts.append(f"{name}={self.list_attribute(name, attr, value) or literal(value)}")
         if "num_outputs" in _parameters(fn) and "num_outputs" not in node.attributes:
             parts.append(f"num_outputs={len(node.outputs)}")
         call = f"{self.kernel(fn)}({', '.join(parts)})"
@@ -408,6 +435,7 @@ class Writer:
             f"class {CLASS}(torch.nn.Module):",
             "    input_names: list[str]",
             "    output_names: list[str]",
+            *(f"    {attribute}: {kind}" for attribute, (kind, _) in self.lists.items()),
             "",
             "    def __init__(self, weights: dict[str, Tensor]) -> None:",
             "        super().__init__()",
@@ -415,10 +443,34 @@ class Writer:
             f"        self.output_names = {out_names!r}",
             "        for name, tensor in weights.items():",
             "            self.register_buffer(name, tensor)",
+            *(f"        self.{attribute} = {init}" for attribute, (_, init) in self.lists.items()),
             "",
             f"    def forward(self{params}) -> {result_type}:",
         ]
         return "\n".join([*head, *body, f"        return {ret}", ""])
+
+
+def _refuse_string_labels(model: ir.Model) -> None:
+    """ai.onnx.ml nodes whose labels, keys or categories are strings have kernels for their
+    numeric forms only (torch has no string tensors): refuse them all at once, with the reason.
+
+    Raises:
+        converter.errors.UnsupportedOpsError: some such node exists.
+    """
+    found = [
+        (f"ai.onnx.ml::{node.op_type}", ir.source_name(node) or node.name or "")
+        for node in ir.traversal.RecursiveGraphIterator(model.graph)
+        if node.domain == "ai.onnx.ml"
+        and any(a.type == ir.AttributeType.STRINGS and k.endswith("_strings") for k, a in node.attributes.items())
+    ]
+    if found:
+        from converter.errors import UnsupportedOpsError
+
+        raise UnsupportedOpsError(
+            "ONNX (for the TorchScript back end)", found,
+            hint="their labels, keys or categories are strings, which torch tensors cannot hold; "
+            "re-export with integer class labels (encode the classes before fitting)",
+        )
 
 
 def _ir_dtype(tensor: Any) -> ir.DataType | None:

@@ -1,7 +1,7 @@
-"""Control flow in the generated TorchScript source: ``If``, ``Loop`` and ``Scan`` inline.
+"""Control flow in the generated TorchScript source: ``If``, ``Loop``, ``Scan``, ``SequenceMap`` inline.
 
-``If`` becomes an ``if``/``else``, ``Loop`` a ``while`` loop and ``Scan`` a ``for``
-loop over the scan axis, each with its subgraph's nodes written in place (the
+``If`` becomes an ``if``/``else``, ``Loop`` a ``while`` loop, ``Scan`` a ``for``
+loop over the scan axis and ``SequenceMap`` a ``for`` loop over its first sequence, each with its subgraph's nodes written in place (the
 writer's :meth:`~converter.backends.torchscript_codegen.Writer.emit_graph`), so
 that scripting keeps them dynamic. Values are read with ``w.arg`` (a constant may
 be a buffer) and written with ``w.var``.
@@ -111,4 +111,31 @@ def emit_scan(w: Writer, node: ir.Node, indent: int) -> None:
         w.emit(indent, f"{out} = torch.movedim({out}, 0, {axis} % {out}.dim())")
 
 
-CONTROL_FLOW: dict[str, Callable[[Writer, ir.Node, int], None]] = {"If": emit_if, "Loop": emit_loop, "Scan": emit_scan}
+def emit_sequence_map(w: Writer, node: ir.Node, indent: int) -> None:
+    """SequenceMap (opset 17) as a ``for`` loop over its first input's items, appending each
+    body output to its sequence. Further inputs typed as sequences give their item, others
+    (tensors) themselves."""
+    body: ir.Graph = node.attributes["body"].value
+    if any(not isinstance(v.type, (ir.TensorType, type(None))) for v in body.outputs):
+        raise NotImplementedError("the TorchScript back end generates SequenceMap bodies that return tensors only")
+    outs = [w.var(v) for v in node.outputs]
+    for out in outs:
+        w.emit(indent, f"{out}: list[Tensor] = []")
+    seq, t = w.arg(node.inputs[0]), w.fresh("t")
+    w.emit(indent, f"for {t} in range(len({seq})):")
+    inner = indent + 1
+    w.emit(inner, f"{w.var(body.inputs[0])} = {seq}[{t}]")
+    for value, outer in zip(body.inputs[1:], node.inputs[1:], strict=True):
+        item = f"[{t}]" if isinstance(outer.type, ir.SequenceType) else ""
+        w.emit(inner, f"{w.var(value)} = {w.arg(outer)}{item}")
+    w.emit_graph(body, inner)
+    for out, value in zip(outs, body.outputs, strict=True):
+        w.emit(inner, f"{out}.append({w.arg(value)})")
+
+
+CONTROL_FLOW: dict[str, Callable[[Writer, ir.Node, int], None]] = {
+    "If": emit_if,
+    "Loop": emit_loop,
+    "Scan": emit_scan,
+    "SequenceMap": emit_sequence_map,
+}

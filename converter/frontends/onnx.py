@@ -17,7 +17,7 @@ from typing import Any
 import onnx
 
 import ir
-from converter.errors import InputError
+from converter.errors import InputError, UnsupportedOpsError
 
 _HINT_EXPORT = "check that the file is a complete ONNX model (re-export or re-download it)"
 
@@ -72,6 +72,27 @@ def _check_proto(proto: onnx.ModelProto, where: str) -> None:
         raise InputError(f"{where}: parses as protobuf but is not an ONNX model (no graph or IR version)", _HINT_EXPORT)
     if not proto.opset_import:
         raise InputError(f"{where}: the ONNX model imports no opset", _HINT_EXPORT)
+    _check_map_types(proto)
+
+
+#: ai.onnx.ml ops whose inputs or outputs are maps (or sequences of maps).
+_MAP_OPS = ("ZipMap", "DictVectorizer", "CastMap")
+
+
+def _check_map_types(proto: onnx.ModelProto) -> None:
+    """Refuse map-typed ops up front: the IR holds tensors, sequences and optionals only.
+
+    scikit-learn classifiers exported by skl2onnx end in ZipMap unless told otherwise,
+    so the hint gives the export option that yields plain tensors.
+    """
+    found = [(f"ai.onnx.ml::{n.op_type}", n.name) for n in proto.graph.node
+             if n.domain == "ai.onnx.ml" and n.op_type in _MAP_OPS]
+    if found:
+        raise UnsupportedOpsError(
+            "ONNX", found,
+            hint="these ops take or return maps, which crossgraph cannot represent; for a scikit-learn "
+                 "classifier re-export with skl2onnx's option zipmap=False (label and probability tensors)",
+        )
 
 
 def _check_structure(model: ir.Model, where: str) -> None:

@@ -233,7 +233,7 @@ class Walker:
         from kernels.tf.layout import LAYOUT_RULES
 
         for node in graph:
-            rule = LAYOUT_RULES.get(node.op_type) if channels_last else None
+            rule = LAYOUT_RULES.get(node.op_type) if channels_last and node.domain in ("", "ai.onnx") else None
             if rule is not None and rule(self, node, env):
                 continue
             args = [self.native(env, v) for v in node.inputs]

@@ -27,8 +27,13 @@ TORCH = KernelTable("torch")
 from kernels.torch import (  # noqa: E402,F401
     activation,
     attention,
+    contrib_quant,
+    contrib_transformer,
     elementwise,
     loss,
+    ml,
+    ml_svm,
+    ml_trees,
     nn,
     normalization,
     patches,
