@@ -153,18 +153,31 @@ def _check_signature_types(model: ir.Model) -> None:
             hint="keep sequences inside the graph (build them from tensor inputs, return tensors)")
 
 
+def _refuse_zipmap(model: ir.Model) -> None:
+    """A ZipMap (scikit-learn probabilities as a sequence of maps) cannot be a signature output."""
+    from converter.errors import NotYetSupportedError
+
+    if any(node.op_type == "ZipMap" for node in ir.traversal.RecursiveGraphIterator(model.graph)):
+        raise NotYetSupportedError(
+            "the model returns its probabilities through ZipMap (a sequence of maps), which a SavedModel "
+            "signature cannot hold",
+            hint="export the scikit-learn model with zipmap=False (skl2onnx: options={'zipmap': False}) "
+                 "to return a probability tensor")
+
+
 def build(model: ir.Model, *, channels_last: bool = True) -> Built:
     """Trace ``model`` into a ``tf.Module`` with a ``serve`` function and its concrete function.
 
     Raises:
         MissingKernelsError: ops without a TensorFlow kernel, all listed.
-        NotYetSupportedError: a signature input or output is a sequence or an optional.
+        NotYetSupportedError: a signature input or output is a sequence or an optional, or a ZipMap.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
     from kernels.tf.run import Walker, param_array, param_layouts
 
+    _refuse_zipmap(model)
     Walker(model)  # checks kernels before any work
     graph = model.graph
     _check_signature_types(model)

@@ -4,8 +4,10 @@ For every resized axis the source coordinate of each output index is computed
 while tracing (numpy, float64, as onnx's reference does) from the
 ``coordinate_transformation_mode``; the axis is then resampled by gathering the
 neighbouring rows and summing them with their weights. Neighbours outside the
-input repeat the edge (or get weight 0 with ``exclude_outside``). Antialiasing
-is not implemented.
+input repeat the edge (or get weight 0 with ``exclude_outside``). With
+``antialias=1`` (opset 18+) a linear or cubic downsampling widens its filter by
+1 / scale and mixes every input row under it (:func:`_antialias_neighbours`;
+with a run-time scale the number of taps is a run-time size too).
 
 When an input size, the output size, the scale or the roi of an axis is only
 known at run time (dynamic spatial dims, scales or sizes computed in the
@@ -91,6 +93,38 @@ def _neighbours(x: np.ndarray, size: int, mode: str, nearest_mode: str, cubic_co
     return np.clip(idx, 0, size - 1), w
 
 
+def _antialias_weights(ratio: np.ndarray, mode: str, scale: float, a: float) -> np.ndarray:
+    """[out, n] weights of the widened filter (n grows as 1 / scale) at fractional positions ``ratio``, normalized."""
+    s = min(scale, 1.0)
+    reach = 1 if mode == "linear" else 2
+    start = int(np.floor(-reach / s) + 1)
+    d = np.abs((np.arange(start, 2 - start)[None, :] - ratio[:, None]) * s)
+    if mode == "linear":
+        w = np.clip(1 - d, 0, 1)
+    else:
+        w = np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1,
+                     np.where(d < 2, ((a * d - 5 * a) * d + 8 * a) * d - 4 * a, 0.0))
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def _antialias_neighbours(x: np.ndarray, size: int, mode: str, scale: float, cubic_coeff_a: float,
+                          exclude_outside: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices [out, n], weights [out, n]): the n input rows nearest each source coordinate, ties to the
+    smaller index (an exact integer coordinate counts as the right end of its left cell, as onnx's reference)."""
+    if mode not in ("linear", "cubic"):
+        raise ValueError(f"Resize antialias applies to linear and cubic modes, not {mode!r}")
+    base = np.floor(x)
+    w = _antialias_weights(np.where(x == base, 1.0, x - base), mode, scale, cubic_coeff_a)
+    n = w.shape[1]  # always even: the taps run from start to 1 - start
+    first = base + np.where(x == base, -(n // 2), 1 - n // 2)
+    idx = first.astype(np.int64)[:, None] + np.arange(n)
+    if exclude_outside:
+        w = np.where((idx >= 0) & (idx < size), w, 0.0)
+        total = w.sum(axis=1, keepdims=True)
+        w = w / np.where(total == 0, 1.0, total)
+    return np.clip(idx, 0, size - 1), w
+
+
 # --- the same formulas on tensors, for sizes known at run time only -----------------
 
 
@@ -147,24 +181,62 @@ def _tf_neighbours(x: tf.Tensor, size, attrs: dict) -> tuple[tf.Tensor, tf.Tenso
     return tf.clip_by_value(idx, 0, size - 1), w
 
 
+def _tf_antialias_neighbours(x: tf.Tensor, size, scale, attrs: dict) -> tuple[tf.Tensor, tf.Tensor]:
+    """:func:`_antialias_neighbours` on tensors: the number of taps follows a scale known at run time."""
+    mode, a = attrs["mode"], attrs["cubic_coeff_a"]
+    if mode not in ("linear", "cubic"):
+        raise ValueError(f"Resize antialias applies to linear and cubic modes, not {mode!r}")
+    s = tf.minimum(tf.cast(scale, tf.float64), 1.0)
+    start = tf.floor(-(1.0 if mode == "linear" else 2.0) / s) + 1
+    taps = tf.range(start, 2 - start)
+    n = tf.size(taps)
+    base = tf.floor(x)
+    exact = tf.equal(x, base)
+    ratio = tf.where(exact, tf.ones_like(x), x - base)
+    d = tf.abs((taps[tf.newaxis] - ratio[:, tf.newaxis]) * s)
+    if mode == "linear":
+        w = tf.clip_by_value(1 - d, 0.0, 1.0)
+    else:
+        near = ((a + 2) * d - (a + 3)) * d * d + 1
+        far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+        w = tf.where(d <= 1, near, tf.where(d < 2, far, tf.zeros_like(d)))
+    w = w / tf.reduce_sum(w, 1, keepdims=True)
+    half = tf.cast(n // 2, tf.float64)
+    first = base + tf.where(exact, -half, 1 - half)
+    idx = tf.cast(first[:, tf.newaxis] + tf.range(tf.cast(n, tf.float64))[tf.newaxis], tf.int32)
+    size = tf.cast(size, tf.int32)
+    if attrs["exclude_outside"]:
+        w = tf.where((idx >= 0) & (idx < size), w, tf.zeros_like(w))
+        total = tf.reduce_sum(w, 1, keepdims=True)
+        w = w / tf.where(total == 0, tf.ones_like(total), total)
+    return tf.clip_by_value(idx, 0, size - 1), w
+
+
 def _plan_axis(x: tf.Tensor, axis: int, out, scale, roi, attrs: dict):
     """(source coords, indices [out, k], weights [out, k], static) for one resized axis."""
     size = x.shape[axis]
     if all(isinstance(v, (int, float)) for v in (size, out, scale, *roi)):
         coords = _source_coords(attrs["coordinate_transformation_mode"], out, size, scale, roi)
+        if attrs["antialias"]:
+            idx, w = _antialias_neighbours(coords, size, attrs["mode"], scale, attrs["cubic_coeff_a"],
+                                           attrs["exclude_outside"])
+            return coords, idx, w, True
         idx, w = _neighbours(coords, size, attrs["mode"], attrs["nearest_mode"], attrs["cubic_coeff_a"],
                              attrs["exclude_outside"])
         return coords, idx, w, True
     size = tf.shape(x)[axis] if size is None else size
     coords = _tf_source_coords(attrs["coordinate_transformation_mode"], out, size, scale, roi)
-    idx, w = _tf_neighbours(coords, size, attrs)
+    if attrs["antialias"] and not (isinstance(scale, float) and scale >= 1):  # a static upscale: the plain filter
+        idx, w = _tf_antialias_neighbours(coords, size, scale, attrs)
+    else:
+        idx, w = _tf_neighbours(coords, size, attrs)
     return coords, idx, w, False
 
 
 def _resize_axis(x: tf.Tensor, axis: int, out, scale, roi, attrs: dict) -> tf.Tensor:
     coords, idx, w, known = _plan_axis(x, axis, out, scale, roi, attrs)
     r = rank(x)
-    k = idx.shape[1]
+    k = idx.shape[1] if idx.shape[1] is not None else tf.shape(idx)[1]  # antialias taps follow the scale
     gathered = tf.gather(x, tf.reshape(idx, [-1]), axis=axis)  # [..., out * k, ...]
     shape = tf.concat([tf.shape(x)[:axis], [-1, k], tf.shape(x)[axis + 1:]], 0)
     gathered = tf.reshape(gathered, shape)
@@ -245,9 +317,7 @@ def resize(x, roi=None, scales=None, sizes=None, antialias: int = 0, axes=None,
            coordinate_transformation_mode: str = "half_pixel", cubic_coeff_a: float = -0.75,
            exclude_outside: int = 0, extrapolation_value: float = 0.0, keep_aspect_ratio_policy: str = "stretch",
            mode: str = "nearest", nearest_mode: str = "round_prefer_floor"):
-    if antialias:
-        raise NotImplementedError("Resize antialias")
-    attrs = {"coordinate_transformation_mode": coordinate_transformation_mode, "mode": mode,
+    attrs = {"antialias": antialias and mode != "nearest", "coordinate_transformation_mode": coordinate_transformation_mode, "mode": mode,
              "nearest_mode": nearest_mode, "cubic_coeff_a": cubic_coeff_a, "exclude_outside": exclude_outside,
              "extrapolation_value": extrapolation_value}
     for axis, out, factor, roi_pair in _plan(x, roi, scales, sizes, axes, keep_aspect_ratio_policy):
