@@ -334,7 +334,10 @@ def formats(as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
 def main() -> None:
     """Entry point of the ``crossgraph`` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines are noise here
-    app()
+    from converter.cli_stderr import filtered_stderr
+
+    with filtered_stderr():  # and the lines it prints before that setting applies
+        app()
 
 
 if __name__ == "__main__":
