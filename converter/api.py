@@ -142,8 +142,12 @@ def _write(backend: Any, model: ir.Model, path: pathlib.Path, fmt: str, options:
         return backend.save(model, path, format=fmt, **options)
     except NotImplementedError as e:
         missing = getattr(e, "missing", None)
-        if not missing:
-            raise
+        if not missing:  # a kernel or generator refusing an attribute value or a form of an op
+            where = f" ({e.node.op_type} node {ir.source_name(e.node)!r})" if getattr(e, "node", None) else ""
+            raise NotYetSupportedError(
+                f"the {fmt} back end cannot write this model yet{where}: {e}",
+                "convert to ONNX instead, or file an issue with this message",
+            ) from None
         raise UnsupportedOpsError(
             f"ONNX (for the {fmt} back end)", missing,
             hint="these ops have no kernel yet; convert to ONNX instead, or file an issue with this list",

@@ -288,6 +288,8 @@ def _run_loop(ex: Executor, node: ir.Node, args: list[Any], env: dict[ir.Value, 
 
 def _run_scan(ex: Executor, node: ir.Node, args: list[Any], env: dict[ir.Value, Any]) -> list[Any]:
     torch = ex._torch
+    if ex.opset < 9:
+        return _run_scan8(ex, node, args, env)
     body: ir.Graph = node.attributes["body"].value
     attrs = {k: ex._attribute(a) for k, a in node.attributes.items() if k != "body"}
     m = attrs["num_scan_inputs"]
@@ -326,6 +328,37 @@ def _run_sequence_map(ex: Executor, node: ir.Node, args: list[Any], env: dict[ir
         for collected, result in zip(outputs, ex._run_graph(body, env, [seq[t], *items]), strict=True):
             collected.append(result)
     return outputs
+
+
+def _run_scan8(ex: Executor, node: ir.Node, args: list[Any], env: dict[ir.Value, Any]) -> list[Any]:
+    """Scan-8: every state and scan input has a leading batch axis (scan inputs scan their axis 1),
+    an optional first input gives each batch entry's length; the body runs per entry and step."""
+    torch = ex._torch
+    body: ir.Graph = node.attributes["body"].value
+    attrs = {k: ex._attribute(a) for k, a in node.attributes.items() if k != "body"}
+    m = attrs["num_scan_inputs"]
+    lengths, rest = args[0], list(args[1:])
+    n_state = len(rest) - m
+    states, seqs = rest[:n_state], rest[n_state:]
+    reverse = attrs.get("directions") or [0] * m
+    n_out = len(body.outputs) - n_state
+    finals: list[list[Any]] = [[] for _ in range(n_state)]
+    scans: list[list[Any]] = [[] for _ in range(n_out)]
+    for b in range((states + seqs)[0].shape[0]):
+        steps = int(lengths[b].item()) if lengths is not None else (seqs[0].shape[1] if seqs else 0)
+        carried = [s[b] for s in states]
+        items = [torch.flip(x[b, :steps], [0]) if r else x[b, :steps] for x, r in zip(seqs, reverse, strict=True)]
+        collected: list[list[Any]] = [[] for _ in range(n_out)]
+        for t in range(steps):
+            outs = ex._run_graph(body, env, carried + [x[t] for x in items])
+            carried = outs[:n_state]
+            for k in range(n_out):
+                collected[k].append(outs[n_state + k])
+        for k in range(n_state):
+            finals[k].append(carried[k])
+        for k in range(n_out):
+            scans[k].append(_stack(ex, collected[k]))
+    return [torch.stack(f) for f in finals] + [torch.stack(s) for s in scans]
 
 
 _CONTROL_FLOW: dict[str, Callable[[Executor, ir.Node, list[Any], dict[ir.Value, Any]], list[Any]]] = {

@@ -70,7 +70,8 @@ def emit_loop(w: Writer, node: ir.Node, indent: int) -> None:
 def emit_scan(w: Writer, node: ir.Node, indent: int) -> None:
     """Scan (opset 9+) as a ``for`` loop over the scan axis of its sequence inputs."""
     if w.opset < 9:
-        raise NotImplementedError("the TorchScript back end generates Scan from opset 9 (not the batched Scan-8)")
+        emit_scan8(w, node, indent)
+        return
     body: ir.Graph = node.attributes["body"].value
     attrs = {k: v for k, v in w.attributes(node).items() if k != "body"}
     m = attrs["num_scan_inputs"]
@@ -109,6 +110,57 @@ def emit_scan(w: Writer, node: ir.Node, indent: int) -> None:
         items = f"{s}[::-1]" if reverse else s
         w.emit(indent, f"{out} = torch.stack({items}) if len({s}) > 0 else torch.zeros([0], device=_dev)")
         w.emit(indent, f"{out} = torch.movedim({out}, 0, {axis} % {out}.dim())")
+
+
+def emit_scan8(w: Writer, node: ir.Node, indent: int) -> None:
+    """Scan-8 as two ``for`` loops: over the batch axis every input has, then over the steps
+    (axis 1 of the scan inputs, or the batch entry's length when the first input gives them)."""
+    body: ir.Graph = node.attributes["body"].value
+    attrs = {k: v for k, v in w.attributes(node).items() if k != "body"}
+    m = attrs["num_scan_inputs"]
+    lengths, rest = node.inputs[0], list(node.inputs[1:])
+    n_state = len(rest) - m
+    n_out = len(body.outputs) - n_state
+    reverse = attrs.get("directions") or [0] * m
+    finals, scans = [w.fresh("final") for _ in range(n_state)], [w.fresh("scan") for _ in range(n_out)]
+    for name in finals + scans:
+        w.emit(indent, f"{name}: list[Tensor] = []")
+    first = w.arg(rest[0])
+    b, t, steps = w.fresh("b"), w.fresh("t"), w.fresh("steps")
+    w.emit(indent, f"for {b} in range({first}.shape[0]):")
+    inner = indent + 1
+    seqs = [w.arg(v) for v in rest[n_state:]]
+    if lengths is not None:
+        w.emit(inner, f"{steps} = int({w.arg(lengths)}[{b}])")
+    else:
+        w.emit(inner, f"{steps} = {seqs[0]}.shape[1]" if seqs else f"{steps} = 0")
+    states = [w.var(v) for v in body.inputs[:n_state]]
+    for state, init in zip(states, rest[:n_state], strict=True):
+        w.emit(inner, f"{state} = {w.arg(init)}[{b}]")
+    items = []
+    for seq, r in zip(seqs, reverse, strict=True):
+        item = w.fresh("items")
+        sliced = f"{seq}[{b}, :{steps}]"
+        w.emit(inner, f"{item} = {f'torch.flip({sliced}, [0])' if r else sliced}")
+        items.append(item)
+    collected = [w.fresh("col") for _ in range(n_out)]
+    for c in collected:
+        w.emit(inner, f"{c}: list[Tensor] = []")
+    w.emit(inner, f"for {t} in range({steps}):")
+    step = inner + 1
+    for value, item in zip(body.inputs[n_state:], items, strict=True):
+        w.emit(step, f"{w.var(value)} = {item}[{t}]")
+    w.emit_graph(body, step)
+    for state, value in zip(states, body.outputs[:n_state], strict=True):
+        w.emit(step, f"{state} = {w.arg(value)}")
+    for c, value in zip(collected, body.outputs[n_state:], strict=True):
+        w.emit(step, f"{c}.append({w.arg(value)})")
+    for final, state in zip(finals, states, strict=True):
+        w.emit(inner, f"{final}.append({state})")
+    for s, c in zip(scans, collected, strict=True):
+        w.emit(inner, f"{s}.append(torch.stack({c}) if len({c}) > 0 else torch.zeros([0], device=_dev))")
+    for value, name in zip(node.outputs, finals + scans, strict=True):
+        w.emit(indent, f"{w.var(value)} = torch.stack({name})")
 
 
 def emit_sequence_map(w: Writer, node: ir.Node, indent: int) -> None:

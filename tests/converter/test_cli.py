@@ -211,3 +211,18 @@ def _same_outputs(a, b, shapes):
     rb = ort.InferenceSession(str(b)).run(None, feeds)
     for x, y in zip(ra, rb, strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_a_back_end_refusing_a_form_of_an_op_is_a_clear_error(tmp_path, onnx_fixtures, monkeypatch):
+    """A kernel or generator raising NotImplementedError (an attribute value or an op form it
+    does not handle) is exit 2 with the reason, not an internal error, and nothing is written."""
+    from converter.backends import torchscript
+
+    def refuse(*args, **kwargs):
+        raise NotImplementedError("FusedMatMul with transBatchA=1 is not implemented")
+
+    monkeypatch.setattr(torchscript, "save", refuse)
+    dest = tmp_path / "out.pt"
+    line = _one_line_error(_run("convert", str(onnx_fixtures / "cnn.onnx"), str(dest)))
+    assert "torchscript back end cannot write this model yet" in line and "transBatchA=1" in line
+    assert not dest.exists() and list(tmp_path.iterdir()) == []

@@ -28,7 +28,6 @@ XFAILS: list[tuple[str, str]] = [
     (r"^test_resize_downsample_scales_(linear|cubic)_align_corners$", "align_corners downsampling by scales rounds sizes differently"),
     (r"bf16_expanded$|_bfloat16(_expanded)?$|^test_attention_.*_(bf16|fp16)(_expanded)?$", "bfloat16/float16 rounding of intermediates exceeds rtol"),
     (r"^test_(quantize|dequantize)linear_.*(e4m3|e5m2|float4|int4|int2|uint4|uint2)", "float8/int4/int2/float4 tensors: no torch dtype (onnxruntime fails these too)"),
-    (r"^test_scan_sum$|^test_scan9_scalar$", "Scan-8 (batched) and scalar scan outputs"),
     (r"^test_ai_onnx_ml_label_encoder_", "these LabelEncoder cases map strings: no torch string tensors (numeric keys have a kernel)"),
 ]
 
