@@ -97,6 +97,43 @@ def attention(
     left_window_size: int = -1,
     right_window_size: int = -1,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """float16 inputs are computed in float32 and rounded once, as onnxruntime does: rounding
+    every intermediate to float16 puts some outputs two float16 steps from the reference."""
+    if Q.dtype != torch.float16:
+        return _attention(Q, K, V, attn_mask, past_key, past_value, nonpad_kv_seqlen, is_causal, kv_num_heads,
+                          q_num_heads, qk_matmul_output_mode, scale, softcap, softmax_precision, left_window_size,
+                          right_window_size)
+    y, key, value, qk = _attention(Q.float(), K.float(), V.float(), _to_float(attn_mask), _to_float(past_key),
+                                   _to_float(past_value), nonpad_kv_seqlen, is_causal,
+                                   kv_num_heads, q_num_heads, qk_matmul_output_mode, scale, softcap, softmax_precision,
+                                   left_window_size, right_window_size)
+    return y.half(), key.half(), value.half(), qk.half()
+
+
+def _to_float(t: Tensor | None) -> Tensor | None:
+    if t is None or t.dtype != torch.float16:
+        return t
+    return t.float()
+
+
+def _attention(
+    Q: Tensor,  # noqa: N803
+    K: Tensor,  # noqa: N803
+    V: Tensor,  # noqa: N803
+    attn_mask: Tensor | None = None,
+    past_key: Tensor | None = None,
+    past_value: Tensor | None = None,
+    nonpad_kv_seqlen: Tensor | None = None,
+    is_causal: int = 0,
+    kv_num_heads: int = 0,
+    q_num_heads: int = 0,
+    qk_matmul_output_mode: int = 0,
+    scale: float = 0.0,
+    softcap: float = 0.0,
+    softmax_precision: int = 0,
+    left_window_size: int = -1,
+    right_window_size: int = -1,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     three_d = Q.dim() == 3
     if three_d:
         Q = _split_heads(Q, q_num_heads)
