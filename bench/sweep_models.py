@@ -11,14 +11,19 @@ modules exercising single ops); nothing is downloaded. Per model:
 - ``tflite``: that ONNX file to ``.tflite`` (vision models only).
 
 A target whose ONNX step failed is reported as skipped. The table has one row per
-model and target: ok/weak/FAIL, seconds, the worst max-abs error over the outputs,
+model and target: ok/weak/FAIL (or ``refused``: a model that must fail with a
+clear error did), seconds, the worst max-abs error over the outputs,
 the worst error relative to its output's scale (``max|a - b| / max|b|``, ``b`` the
 reference), and the error's first line. A check is *weak* when a reference output
 is near zero or about constant (random-weight models often give such outputs):
 agreeing with it proves little, so the row names those outputs. Exit status 1
 when any row failed.
 
-Besides PyTorch/transformers and ``keras.applications``, a TensorFlow group
+Hand-written PyTorch modules (``torch_*``, in ``bench/sweep_torch_models.py``)
+exercise what user code does: attention with masks, the transformer encoder
+and decoder, resampling, scans, scatters, sorting, ``torch.cond``, nested
+inputs and outputs, train mode, buffers updated in ``forward``, and int, bool,
+float64 and half-precision inputs. Besides these, ``keras.applications``, a TensorFlow group
 (``tf_*``) builds Keras 3 functional and subclassed models, ``tf.function`` objects,
 a Keras 2 (``tf_keras``) model live and as ``.h5``, a SavedModel and a frozen
 GraphDef, covering layers and ops the test suite does not.
@@ -33,6 +38,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -66,6 +72,7 @@ from sweep_tf_models import (  # noqa: E402
     tf_signal,
     tf_tensor_ops,
 )
+from sweep_torch_models import cases as torch_cases  # noqa: E402
 
 import converter  # noqa: E402
 
@@ -76,12 +83,20 @@ VOCAB = 100
 
 @dataclasses.dataclass
 class Case:
-    """One model of the sweep: how to build it, its input specs, whether it is a vision model."""
+    """One model of the sweep: how to build it, its inputs, whether it is a vision model.
+
+    ``inputs`` are spec strings, or a function returning example inputs (tensors,
+    or the nested dict/tuple that ``forward`` takes). ``refusal``, where set, is
+    the error the ONNX step must raise (a regular expression over its first
+    line): the row is ``refused`` when it does, ``FAIL`` when it converts or
+    fails otherwise.
+    """
 
     name: str
     build: Callable[[], Any]
-    inputs: list[str] | None = None
+    inputs: list[str] | Callable[[], Any] | None = None
     vision: bool = False
+    refusal: str | None = None
 
 
 @dataclasses.dataclass
@@ -290,6 +305,7 @@ CASES = [
     Case("torch_embedding_bag", torch_module(_embedding_bag), ["ids:batch x 6:int64"]),
     Case("torch_recurrent", torch_module(_recurrent), ["x:batch x seq x 8"]),
     # TensorFlow / Keras, built in-process
+    *torch_cases(Case),  # bench/sweep_torch_models.py
     Case("tf_conv1d", tf_model(keras_conv1d)),
     Case("tf_conv2d_family", tf_model(keras_conv2d_family), vision=True),
     Case("tf_unet", tf_model(keras_unet), vision=True),
@@ -360,6 +376,14 @@ def _convert(model: str, target: str, source: Any, dst: Path, **kwargs: Any) -> 
     return Row(model, target, status, time.perf_counter() - start, error, relative, weak), True
 
 
+def _refused(row: Row, refusal: str) -> Row:
+    """The ONNX row of a model that must be refused: ``refused`` when the error matches, else ``FAIL``."""
+    if row.status == "FAIL" and re.search(refusal, row.message):
+        return dataclasses.replace(row, status="refused")
+    expected = f"expected an error matching {refusal!r}"
+    return dataclasses.replace(row, status="FAIL", message=f"{expected}, got: {row.message or 'no error'}")
+
+
 def sweep_case(case: Case, targets: list[str], out: Path) -> list[Row]:
     """Convert one model to every target it takes; one row per target."""
     start = time.perf_counter()
@@ -368,7 +392,10 @@ def sweep_case(case: Case, targets: list[str], out: Path) -> list[Row]:
     except Exception as exc:  # noqa: BLE001
         return [Row(case.name, "build", "FAIL", time.perf_counter() - start, message=_first_line(exc))]
     onnx_path = out / f"{case.name}.onnx"
-    row, onnx_ok = _convert(case.name, "onnx", model, onnx_path, inputs=case.inputs)
+    inputs = case.inputs() if callable(case.inputs) else case.inputs
+    row, onnx_ok = _convert(case.name, "onnx", model, onnx_path, inputs=inputs)
+    if case.refusal is not None:
+        return [_refused(row, case.refusal)] if "onnx" in targets else []
     rows = [row] if "onnx" in targets else []
     for target in targets:
         if target == "onnx" or (target == "tflite" and not case.vision):
@@ -386,7 +413,7 @@ def print_row(row: Row) -> None:
     error = "" if row.error is None else f"{row.error:.2g}"
     relative = "" if row.relative is None else f"{row.relative:.2g}"
     note = row.message or (f"weak check: {row.weak}" if row.weak else "")
-    print(f"{row.model:<22} {row.target:<7} {row.status:<5} {row.seconds:7.1f} {error:>9} {relative:>9}  {note}",
+    print(f"{row.model:<26} {row.target:<7} {row.status:<5} {row.seconds:7.1f} {error:>9} {relative:>9}  {note}",
           flush=True)
 
 
@@ -402,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown models {unknown} or targets {targets}; models: {', '.join(_BY_NAME)}")
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
-    print(f"{'model':<22} {'target':<7} {'ok':<5} {'seconds':>7} {'max err':>9} {'rel err':>9}  error")
+    print(f"{'model':<26} {'target':<7} {'ok':<5} {'seconds':>7} {'max err':>9} {'rel err':>9}  error")
     failed = 0
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
         SAVE_ROOT[:] = [Path(tmp)]

@@ -52,10 +52,12 @@ OPS = [
     "nonzero", "native_layer_norm", "native_batch_norm", "nn.functional.adaptive_avg_pool2d",
     "nn.functional.grid_sample", "eye", "argmax", "index_select", "squeeze.multiple",
     "index_reduce.mean", "unfold", "bucketize", "_batch_norm_with_update",
+    # found by the sweep's hand-written modules (bench/sweep_torch_models.py)
+    "masked_scatter", "nn.functional.interpolate.bicubic",
 ]
 
-#: Samples measured to convert and match over OPS (94 ops; signbit has one sample): raise it, never lower it.
-FLOOR = 187
+#: Samples measured to convert and match over OPS (96 ops; signbit has one sample): raise it, never lower it.
+FLOOR = 191
 
 KNOWN_GAPS = {
     "nn.functional.adaptive_max_pool2d": "indices of non-divisible adaptive windows are not translated",

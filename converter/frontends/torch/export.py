@@ -19,6 +19,7 @@ import dataclasses
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,7 +27,8 @@ import numpy as np
 import torch
 
 import ir
-from converter.errors import InputError
+from converter.errors import InputError, NotYetSupportedError
+from converter.frontends.torch.masks import eager_padding_zeros, explicit_causal_masks
 from converter.frontends.torch.pt2 import (  # load_pt2 re-exported: runners.py and tests import it from here
     existing_file,
     first_line,
@@ -145,6 +147,7 @@ def _exported_program(source: Any, *, format: str, inputs: Any, **options: Any) 
         ep = ep.run_decompositions(_decomposition_table())
     except Exception as e:
         raise InputError(f"decomposing the exported program to core ATen failed: {first_line(e)}") from e
+    _refuse_buffer_updates(ep)  # mutations show as such only in the decomposed (functional) program
     symbols = _symbol_map(ep, input_names, named, recovered)
     return Program(ep, input_names, symbols, _output_names(ep), symbol_ranges(ep, symbols))
 
@@ -158,7 +161,9 @@ def make_examples(inputs: Any, dynamic_shapes: Any = None) -> Examples | None:
         return None
     if isinstance(inputs, Mapping):
         kwargs = {k: _as_tensor(v) for k, v in inputs.items()}
-        return Examples((), kwargs, list(kwargs), dynamic_shapes, {})
+        # Nested values (a tuple, a dict) are several graph inputs: torch.export names them (``pair_0``).
+        flat = all(isinstance(v, torch.Tensor) for v in kwargs.values())
+        return Examples((), kwargs, list(kwargs) if flat else None, dynamic_shapes, {})
     if isinstance(inputs, torch.Tensor | np.ndarray):
         inputs = [inputs]
     items = list(inputs)
@@ -261,16 +266,22 @@ def call_factory(spec: str) -> Any:
 def _export(module: torch.nn.Module, examples: Examples, options: dict[str, Any]) -> Any:
     """``torch.export.export`` in eval mode (the training flag is restored after).
 
-    Plain LSTM / GRU / RNN submodules run as one custom op each during the export
-    (``recurrent.routed_recurrent``), so a dynamic sequence length stays dynamic.
+    A module in train mode is converted as in eval mode (dropout off, batch norm
+    on its running statistics), with a warning when that changes its numbers.
+    ``nn.TransformerEncoder`` masks are applied as given, and its padded positions
+    are zeros where eager inference makes them so (see
+    :mod:`~converter.frontends.torch.masks`). Plain LSTM / GRU / RNN submodules
+    run as one custom op each during the export (``recurrent.routed_recurrent``),
+    so a dynamic sequence length stays dynamic.
     Symbols whose range the model itself limits are retried with that range (at
     most twice; see ``symbols.model_imposed_bounds``); other constraint failures
     become one ``InputError`` with the ``--input`` to use.
     """
     training = module.training
+    _warn_train_mode(module)
     _set_training(module, False)
     try:
-        with routed_recurrent(module):
+        with routed_recurrent(module), explicit_causal_masks(), eager_padding_zeros(module):
             return _export_retrying(module, examples, options)
     finally:
         _set_training(module, training)
@@ -295,6 +306,29 @@ def _export_retrying(module: torch.nn.Module, examples: Examples, options: dict[
             retry = _examples_from_specs(bounded)
             examples = dataclasses.replace(retry, names=examples.names, symbol_names=examples.symbol_names)
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _warn_train_mode(module: torch.nn.Module) -> None:
+    """Warn when submodules in train mode compute differently in eval mode (dropout, batch norm)."""
+    changing = [f"{name or 'the model'} ({type(sub).__name__})" for name, sub in module.named_modules()
+                if sub.training and _differs_in_eval(sub)]
+    if changing:
+        shown = ", ".join(changing[:3]) + (f" and {len(changing) - 3} more" if len(changing) > 3 else "")
+        warnings.warn(
+            f"{shown} in train() mode: converted as in eval() mode (dropout off, batch norm on running "
+            "statistics); call .eval() on the model first to silence this", UserWarning, stacklevel=2)
+
+
+def _differs_in_eval(sub: torch.nn.Module) -> bool:
+    from torch.nn.modules.batchnorm import _BatchNorm
+    from torch.nn.modules.dropout import _DropoutNd
+
+    if isinstance(sub, _DropoutNd):
+        return sub.p > 0
+    if isinstance(sub, _BatchNorm):
+        return sub.track_running_stats
+    dropout = getattr(sub, "dropout", 0.0)  # MultiheadAttention, LSTM/GRU/RNN
+    return isinstance(dropout, float) and dropout > 0
 
 
 def _set_training(module: torch.nn.Module, mode: bool) -> None:
@@ -356,6 +390,17 @@ def _torchscript_arg_names(ts: Any) -> list[str]:
 # ---- after export -------------------------------------------------------------
 
 
+def _refuse_buffer_updates(ep: Any) -> None:
+    """Raise when ``forward`` writes to buffers: a converted model has no state to keep them in."""
+    updated = sorted(set(ep.graph_signature.buffers_to_mutate.values()))
+    if updated:
+        raise NotYetSupportedError(
+            f"forward updates buffer(s) {', '.join(updated)} in place; a converted model has no state, so it "
+            "would compute every call as the first one",
+            "return the new values as outputs and pass the state in as inputs, or remove the update before converting",
+        )
+
+
 def _decomposition_table() -> dict[Any, Any]:
     table = torch.export.default_decompositions()
     for op in KEEP:
@@ -391,9 +436,14 @@ def _placeholders(ep: Any) -> list[Any]:
 
 
 def _output_names(ep: Any) -> list[str]:
-    """``output`` for one output, ``output_<i>`` for several, the keys of a flat dict."""
+    """``output`` for one output, ``output_<i>`` for several, the keys of a flat dict or the fields of a NamedTuple."""
     n = sum(1 for s in ep.graph_signature.output_specs if s.kind.name == "USER_OUTPUT")
     spec = ep.call_spec.out_spec
-    if spec is not None and spec.type is dict and spec.num_leaves == n and all(c.is_leaf() for c in spec.children()):
-        return [str(k) for k in spec.context]
+    if spec is not None and spec.num_leaves == n and all(c.is_leaf() for c in spec.children()):
+        if spec.type is dict:
+            return [str(k) for k in spec.context]
+        # a NamedTuple: pytree's spec holds the class as its context
+        fields = getattr(spec.context, "_fields", None) if isinstance(spec.context, type) else None
+        if fields is not None and len(fields) == n:
+            return [str(f) for f in fields]
     return ["output"] if n == 1 else [f"output_{i}" for i in range(n)]

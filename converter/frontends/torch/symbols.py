@@ -7,7 +7,11 @@
    retried with that range (:func:`model_imposed_bounds`); the range is recorded
    with the model like a user's. Any other suggested fix (``batch = 4``, ``b = a``)
    would change what the user asked for: :func:`constraint_error` turns it into one
-   ``InputError`` that gives the ``--input`` to use instead.
+   ``InputError`` that gives the ``--input`` to use instead. A guard equating sizes
+   computed two ways (``trunc(2.0 * float(w)) == 2 * w``: a float ``scale_factor``
+   against integer arithmetic) holds for every size, but torch cannot prove it: the
+   error says to compute both the same way. A branch on tensor values (``if
+   x.sum() > 0``) is named with the user's line and ``torch.where`` / ``torch.cond``.
    A guard that excludes one size (``seq - 1 != 1``: a dim that would broadcast
    if it were 1, or ``seq != 64``: a branch taken at the table's last row) comes
    with no suggested fix; the size is cut off the nearer end of the range
@@ -200,13 +204,38 @@ def _without(bound: Bound, size: int) -> Bound:
 
 
 def _guard_error(error: BaseException) -> InputError | None:
-    """An ``InputError`` quoting the first guard torch.export found some sizes of a symbol break; None if none."""
+    """An ``InputError`` quoting the first guard torch.export found some sizes of a symbol break,
+    or naming the line that branches on tensor values; None if neither."""
     found = _UNSATISFIED.search(str(error))
     if found is None:
-        return None
+        return _data_dependent_error(error)
     name, source, guard = found.groups()
-    return InputError(f"torch.export failed: the model needs {guard.replace(source, name)} for some sizes of {name}",
-                      f"give {name} a range where that holds (--input NAME:...x {name}=MIN..MAX), or a fixed size")
+    guard = guard.replace(source, name)
+    message = f"torch.export failed: the model needs {guard} for some sizes of {name}"
+    if "sym_float" in guard:
+        return InputError(
+            message + ": sizes computed in two ways (through a float, as interpolate's scale_factor does, and "
+            "with integers) that torch cannot prove equal",
+            f"compute both the same way (e.g. F.interpolate(x, size=(2 * h, 2 * w)) where an integer size meets "
+            f"it), or give {name} a fixed size")
+    return InputError(message, f"give {name} a range where that holds (--input NAME:...x {name}=MIN..MAX), or a fixed size")
+
+
+#: torch.export's "Could not guard on data-dependent expression", and the user's frame it quotes.
+_DATA_DEPENDENT = re.compile(r"Could not guard on data-dependent expression")
+_CALL = re.compile(r'The following call raised this error:\n\s*File "([^"]+)", line (\d+), in \w+\n\s*(.+)')
+
+
+def _data_dependent_error(error: BaseException) -> InputError | None:
+    """An ``InputError`` for Python control flow on tensor values, naming the user's line if torch quotes it."""
+    text = str(error)
+    if not _DATA_DEPENDENT.search(text):
+        return None
+    call = _CALL.search(text)
+    where = f" ({call.group(1)}:{call.group(2)}: {call.group(3).strip()})" if call else ""
+    return InputError(f"torch.export failed: forward branches in Python on a tensor's values{where}, "
+                      "which an exported graph cannot hold",
+                      "compute both sides and pick with torch.where, or use torch.cond")
 
 
 def _describe(name: str, fix: str) -> str:

@@ -11,6 +11,11 @@ moved back there.
 ``b`` offsets are at or before ``i`` (plus one), and not ``padding_idx``. An empty
 bag is zeros, as in torch; with ``include_last_offset`` the last offset only ends
 the last bag.
+
+``masked_scatter(x, mask, source)`` fills the positions where ``mask`` (broadcast
+to ``x``) is true with ``source``'s elements in row-major order: the k-th true
+position reads flat element k, found by a running count of the mask (``CumSum``),
+then ``Gather`` and ``Where``; no data-dependent shape.
 """
 
 from __future__ import annotations
@@ -132,6 +137,17 @@ def scatter(e: Emitter, x: ir.Value, dim: int, index: ir.Value, src: Any) -> ir.
 @ATEN.register("aten::scatter_add")
 def scatter_add(e: Emitter, x: ir.Value, dim: int, index: ir.Value, src: ir.Value) -> ir.Value:
     return e.op("ScatterElements", x, e.cast(index, INT64), e.cast(src, x.dtype), axis=dim, reduction="add")
+
+
+@ATEN.register("aten::masked_scatter")
+def masked_scatter(e: Emitter, x: ir.Value, mask: ir.Value, source: ir.Value) -> ir.Value:
+    shape = e.shape_of(x)
+    full = e.op("Expand", mask, shape)
+    flat = e.op("Reshape", e.cast(full, INT64), e.ints([-1]))
+    # k-th true position -> k; positions before the first true read element 0 and are not kept
+    order = e.op("Max", e.op("Sub", e.op("CumSum", flat, e.const(np.int64(0))), e.const(np.int64(1))), e.const(np.int64(0)))
+    picked = e.op("Gather", e.op("Reshape", e.cast(source, x.dtype), e.ints([-1])), order, axis=0)
+    return e.op("Where", full, e.op("Reshape", picked, shape), x)
 
 
 @ATEN.register("aten::nonzero")

@@ -121,6 +121,7 @@ def sym_float(e: Emitter, a: Any) -> ir.Value:
 
 
 @ATEN.register("torch::sym_int")
+@ATEN.register("math::trunc")  # bicubic interpolate's output size: trunc(scale * float(size))
 def sym_int(e: Emitter, a: Any) -> ir.Value:
     value = e.operand(a, ir.DataType.DOUBLE)
     return e.cast(e.op("Mul", e.op("Sign", value), e.op("Floor", e.op("Abs", value))), INT64)
