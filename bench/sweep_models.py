@@ -11,7 +11,7 @@ modules exercising single ops); nothing is downloaded. Per model:
 - ``tflite``: that ONNX file to ``.tflite`` (vision models only).
 
 A target whose ONNX step failed is reported as skipped. The table has one row per
-model and target: ok/weak/FAIL (or ``refused``: a model that must fail with a
+model and target: ok/weak/unchecked/FAIL (``unchecked``: converted, but no runtime could check it; ``refused``: a model that must fail with a
 clear error did), seconds, the worst max-abs error over the outputs,
 the worst error relative to its output's scale (``max|a - b| / max|b|``, ``b`` the
 reference), and the error's first line. A check is *weak* when a reference output
@@ -371,6 +371,9 @@ def _convert(model: str, target: str, source: Any, dst: Path, **kwargs: Any) -> 
         result = converter.convert(source, dst, check=True, **kwargs)
     except Exception as exc:  # noqa: BLE001 - the sweep records every failure and goes on
         return Row(model, target, "FAIL", time.perf_counter() - start, message=_first_line(exc)), False
+    if result.parity is None:  # converted, but no runtime could check it (the note says why)
+        return Row(model, target, "unchecked", time.perf_counter() - start,
+                   message=getattr(result, "parity_note", "") or ""), True
     error, relative, weak = _errors(result)
     status = "weak" if weak else "ok"
     return Row(model, target, status, time.perf_counter() - start, error, relative, weak), True

@@ -7,8 +7,10 @@ strings, or ``None`` when the format does not record one) and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -42,15 +44,20 @@ class Runner:
 
 
 def open_runner(obj: Any, fmt: str | None, *, device: str = "cpu", signature: str = "serving_default",
-                unsafe_load: bool = False) -> Runner:
-    """The runner for ``obj`` (a path or live object) in format ``fmt`` (detected if None)."""
+                unsafe_load: bool = False, examples: Any = None) -> Runner:
+    """The runner for ``obj`` (a path or live object) in format ``fmt`` (detected if None).
+
+    ``examples``: the example inputs a PyTorch source was converted with; when they are
+    structured (a dict or tuple argument, keyword arguments) the module is called with the
+    same structure, rebuilt from the flat feeds.
+    """
     fmt = formats.detect_source(obj, fmt)
     if fmt == "onnx":
         return OnnxRunner(obj, device)
     if fmt == "torchscript":
         return TorchScriptRunner(obj, device)
     if fmt in ("torch", "exported_program"):
-        return TorchRunner(obj, device, unsafe_load=unsafe_load)
+        return TorchRunner(obj, device, unsafe_load=unsafe_load, examples=examples)
     if fmt == "savedmodel":
         return SavedModelRunner(obj, device, signature)
     if fmt in ("keras", "tf"):
@@ -93,7 +100,11 @@ class OnnxRunner(Runner):
             self.session = ort.InferenceSession(model, options, providers=providers)
         except Exception as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise InputError(f"onnxruntime cannot load {obj if isinstance(obj, (str, os.PathLike)) else 'the model'}: {msg}") from None
+            what = obj if isinstance(obj, (str, os.PathLike)) else "the model"
+            if "NOT_IMPLEMENTED" in msg:  # a valid model onnxruntime has no kernel for (bfloat16 Gemm on CPU)
+                raise NotYetSupportedError(f"onnxruntime cannot run {what}: {msg}",
+                                           "check it with another runtime (crossgraph validate)") from None
+            raise InputError(f"onnxruntime cannot load {what}: {msg}") from None
 
     def signature(self) -> Signature:
         sig = []
@@ -144,7 +155,7 @@ class TorchRunner(Runner):
 
     named_inputs = False
 
-    def __init__(self, obj: Any, device: str, *, unsafe_load: bool = False) -> None:
+    def __init__(self, obj: Any, device: str, *, unsafe_load: bool = False, examples: Any = None) -> None:
         import torch
 
         self.device = device
@@ -161,18 +172,50 @@ class TorchRunner(Runner):
         if isinstance(obj, torch.export.ExportedProgram):
             obj = obj.module()
         self.module = obj.to(device) if hasattr(obj, "to") else obj
-        if hasattr(self.module, "eval"):
-            try:
-                self.module.eval()
-            except (NotImplementedError, RuntimeError):
-                pass  # exported GraphModules refuse .eval(); they run in the mode they were exported in
+        self.structure = _call_structure(examples)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
-        with torch.no_grad():
-            out = self.module(*[torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for v in feeds.values()])
+        flat = [torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for v in feeds.values()]
+        args, kwargs = (flat, {}) if self.structure is None else torch.utils._pytree.tree_unflatten(flat, self.structure)
+        with torch.no_grad(), _eval_mode(self.module):
+            out = self.module(*args, **kwargs)
         return _torch_outputs(out)
+
+
+def _call_structure(examples: Any) -> Any:
+    """The pytree spec of ``(args, kwargs)`` when the example inputs are structured, else None."""
+    import torch
+
+    from converter.inputs import InputSpec
+
+    if examples is None or isinstance(examples, (str, InputSpec, torch.Tensor, np.ndarray)):
+        return None
+    items = list(examples.values()) if isinstance(examples, Mapping) else list(examples)
+    if any(isinstance(i, (str, InputSpec)) for i in items):
+        return None
+    if not isinstance(examples, Mapping) and all(isinstance(i, (torch.Tensor, np.ndarray)) for i in items):
+        return None  # plain positional tensors: called as they come
+    from converter.frontends.torch.export import make_examples
+
+    made = make_examples(examples)
+    return torch.utils._pytree.tree_flatten((made.args, made.kwargs))[1]
+
+
+@contextlib.contextmanager
+def _eval_mode(module: Any) -> Iterator[None]:
+    """``module`` in eval mode for one call, then back in the mode the caller left it in."""
+    training = getattr(module, "training", None)
+    try:
+        module.eval()
+    except (AttributeError, NotImplementedError, RuntimeError):
+        training = None  # exported GraphModules refuse .eval(); they run in the mode they were exported in
+    try:
+        yield
+    finally:
+        if training:
+            module.train(training)
 
 
 class SavedModelRunner(Runner):

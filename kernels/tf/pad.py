@@ -19,7 +19,7 @@ def _pad_axis(x, axis: int, begin: int, end: int, mode: str, value):
     """Pad (or crop, for negative amounts) one axis."""
     if begin < 0 or end < 0:
         index = [slice(None)] * rank(x)
-        index[axis] = slice(max(0, -begin), -end if end < 0 else None)
+        index[axis] = slice(max(0, -begin), end if end < 0 else None)
         x = x[tuple(index)]
         begin, end = max(0, begin), max(0, end)
     if not begin and not end:

@@ -154,3 +154,35 @@ def test_random_sizes_fall_inside_the_models_ranges(tmp_path):
     assert result.parity.passed
     assert result.parity.input_shapes["x"][1] == 40
     assert parity.sizes_within_ranges(None, {"batch": 5}) == {"batch": 5}
+
+
+def test_a_module_taking_a_dict_and_keywords_is_called_as_it_was_exported(tmp_path):
+    """The source side rebuilds the structure of the example inputs (a dict argument and a
+    keyword argument) from the flat feeds, and leaves the module in the mode it was in."""
+    torch = pytest.importorskip("torch")
+
+    class Structured(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(4, 3)
+            self.drop = torch.nn.Dropout(0.0)
+
+        def forward(self, batch: dict, *, scale: torch.Tensor) -> dict:
+            h = self.drop(self.proj(batch["a"] - batch["b"])) * scale
+            return {"h": h, "total": h.sum(-1)}
+
+    module = Structured().train()
+    examples = {"batch": {"a": torch.randn(2, 4), "b": torch.randn(2, 4)}, "scale": torch.rand(2, 1)}
+    result = converter.convert(module, tmp_path / "s.onnx", inputs=examples, check=True)
+    assert result.parity is not None and result.parity.passed
+    assert module.training
+    report = parity.validate(module, tmp_path / "s.onnx", spec_inputs=examples)
+    assert report.passed and {o.name for o in report.outputs} == {"h", "total"}
+
+
+def test_bfloat16_inputs_are_reported_as_unchecked_not_as_a_crash(tmp_path):
+    torch = pytest.importorskip("torch")
+    module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh()).to(torch.bfloat16)
+    result = converter.convert(module, tmp_path / "bf16.onnx", inputs=["x:batch x 4:bfloat16"], check=True)
+    assert result.parity is None and "bfloat16" in result.parity_note
+    assert (tmp_path / "bf16.onnx").exists()
