@@ -33,6 +33,7 @@ from onnxscript.rewriter import RewritePass
 import ir
 from passes import rules
 from passes.folding import FoldConstantsPass
+from passes.identity import IdentityEliminationPass
 from passes.initializer_inputs import InitializerInputsPass
 from passes.parallel_matmul import MergeParallelMatMulsPass
 from passes.report import (
@@ -119,7 +120,7 @@ CLEANUP: tuple[PassSpec, ...] = (
     PassSpec("materialize-weight-fills", "fold", _fixed(MaterializeWeightFillsPass)),
     PassSpec("fold-shapes", "fold", _rewrite(rules.shape_rules)),
     PassSpec("remove-no-ops", "cleanup", _rewrite(rules.cleanup_rules)),
-    PassSpec("eliminate-identity", "cleanup", _fixed(common.IdentityEliminationPass)),
+    PassSpec("eliminate-identity", "cleanup", _fixed(IdentityEliminationPass)),
     PassSpec("remove-unused", "cleanup", _fixed(common.RemoveUnusedNodesPass)),
     PassSpec("remove-unused-functions", "cleanup", _fixed(common.RemoveUnusedFunctionsPass)),
     # Tensors up to 1M elements compared (onnx_ir's default stops at 1024). Its hashed

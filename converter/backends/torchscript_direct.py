@@ -133,6 +133,8 @@ def _batch_norm(w: Writer, node: ir.Node) -> Emitted:
     params = node.inputs[1:5]
     if attrs.get("training_mode", 0) or len(params) != 4 or w.dtype(node.inputs[0]) != ir.DataType.FLOAT:
         return None
+    if not attrs.get("spatial", 1):  # before opset 9, parameters per channel and position: the kernel
+        return None
     if any(w.dtype(p) != ir.DataType.FLOAT for p in params):
         return None
     eps = attrs.get("epsilon", 1e-5)

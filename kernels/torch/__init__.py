@@ -44,6 +44,7 @@ from kernels.torch import (  # noqa: E402,F401
     sampling,
     sequence,
     shape,
+    spectral,
     tensor,
     text,
 )

@@ -187,6 +187,7 @@ def div(a: Tensor, b: Tensor) -> Tensor:
     return torch.div(a, b, rounding_mode="trunc")  # integer division truncates toward zero
 
 
+
 @TORCH.register("Pow", since=7)
 def pow_(x: Tensor, y: Tensor) -> Tensor:
     # The exponent may have another type; the result has the base's.
@@ -293,6 +294,7 @@ def where(condition: Tensor, x: Tensor, y: Tensor) -> Tensor:
 # --- variadic --------------------------------------------------------------------
 
 
+@TORCH.register("Sum", since=6)  # 6 and 7: no broadcasting, a subset
 @TORCH.register("Sum", since=8)
 def sum_(data: list[Tensor]) -> Tensor:
     out = data[0]
@@ -301,6 +303,7 @@ def sum_(data: list[Tensor]) -> Tensor:
     return out
 
 
+@TORCH.register("Mean", since=6)  # 6 and 7: no broadcasting, a subset
 @TORCH.register("Mean", since=8)
 def mean(data: list[Tensor]) -> Tensor:
     return sum_(data) / float(len(data))
@@ -319,11 +322,13 @@ def _extreme(data: list[Tensor], largest: bool) -> Tensor:
     return out
 
 
+@TORCH.register("Max", since=6)  # 6 and 7: no broadcasting, a subset
 @TORCH.register("Max", since=8)
 def max_(data: list[Tensor]) -> Tensor:
     return _extreme(data, True)
 
 
+@TORCH.register("Min", since=6)  # 6 and 7: no broadcasting, a subset
 @TORCH.register("Min", since=8)
 def min_(data: list[Tensor]) -> Tensor:
     return _extreme(data, False)

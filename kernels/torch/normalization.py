@@ -44,6 +44,19 @@ def batch_normalization_9(
     return batch_normalization(x, scale, b, mean, var, epsilon, momentum, 0)[0]
 
 
+@TORCH.register("BatchNormalization", since=7)
+def batch_normalization_7(
+    x: Tensor, scale: Tensor, b: Tensor, mean: Tensor, var: Tensor, epsilon: float = 1e-05, momentum: float = 0.9,
+    spatial: int = 1,
+) -> Tensor:
+    """Inference, as from 9; ``spatial=0``: the parameters hold one value per channel and
+    position (shape ``C x D1 x ...``), not per channel."""
+    if spatial:
+        return batch_normalization(x, scale, b, mean, var, epsilon, momentum, 0)[0]
+    y = (x - mean.unsqueeze(0)) / torch.sqrt(var.unsqueeze(0) + epsilon)
+    return y * scale.unsqueeze(0) + b.unsqueeze(0)
+
+
 @TORCH.register("InstanceNormalization", since=6)
 def instance_normalization(input: Tensor, scale: Tensor, b: Tensor, epsilon: float = 1e-05) -> Tensor:  # noqa: A002
     rank = input.dim()
@@ -106,6 +119,7 @@ def group_normalization_18(x: Tensor, scale: Tensor, bias: Tensor, epsilon: floa
     return y * _channel(s, rank) + _channel(bb, rank)
 
 
+@TORCH.register("MeanVarianceNormalization", since=9)  # 13 adds bfloat16 only
 @TORCH.register("MeanVarianceNormalization", since=13)
 def mean_variance_normalization(x: Tensor, axes: list[int] | None = None) -> Tensor:
     dims = [0, 2, 3] if axes is None else norm_axes(axes, x.dim())

@@ -236,3 +236,9 @@ def top_k(x: Tensor, k: Tensor, axis: int = -1, largest: int = 1, sorted: int = 
     values, indices = torch.sort(x, dim=dim, descending=largest != 0, stable=True)
     n = int(k.reshape(-1)[0])
     return values.narrow(dim, 0, n), indices.narrow(dim, 0, n)
+
+
+@TORCH.register("TopK", since=1)
+def top_k_1(x: Tensor, axis: int = -1, k: int = 1) -> tuple[Tensor, Tensor]:
+    """TopK before 10: ``k`` is an attribute, the largest values come first, sorted."""
+    return top_k(x, torch.tensor([k]), axis)

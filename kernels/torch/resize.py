@@ -202,6 +202,12 @@ def upsample(x: Tensor, scales: Tensor, mode: str = "nearest") -> Tensor:
     return resize(x, None, scales, None, coordinate_transformation_mode="asymmetric", mode=mode, nearest_mode="floor")
 
 
+@TORCH.register("Resize", since=10)
+def resize_10(x: Tensor, scales: Tensor, mode: str = "nearest") -> Tensor:
+    """Resize-10 is Upsample-9 under a new name (asymmetric coordinates, as onnxruntime runs it)."""
+    return upsample(x, scales, mode)
+
+
 @TORCH.register("Upsample", since=7)
 def upsample_7(x: Tensor, mode: str = "nearest", scales: list[float] | None = None) -> Tensor:
     assert scales is not None

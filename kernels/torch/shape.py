@@ -188,9 +188,16 @@ def dropout(data: Tensor, ratio: Tensor | None = None, training_mode: Tensor | N
     return data, torch.ones_like(data, dtype=torch.bool)
 
 
+@TORCH.register("Dropout", since=10)
+def dropout_10(data: Tensor, ratio: float = 0.5) -> tuple[Tensor, Tensor]:
+    """Before 12 the spec leaves the mask unfilled in inference; onnxruntime fills it with false."""
+    return data, torch.zeros_like(data, dtype=torch.bool)
+
+
 @TORCH.register("Dropout", since=7)
 def dropout_7(data: Tensor, ratio: float = 0.5) -> tuple[Tensor, Tensor]:
-    return data, torch.ones_like(data, dtype=torch.bool)
+    """As from 10, but the mask has the data's type (zeros, as onnxruntime fills it)."""
+    return data, torch.zeros_like(data)
 
 
 # --- pad -------------------------------------------------------------------------

@@ -69,6 +69,7 @@ def non_zero(x: Tensor) -> Tensor:
     return torch.nonzero(x).t().contiguous()
 
 
+@TORCH.register("OneHot", since=9)  # negative indices allowed from 11: a superset
 @TORCH.register("OneHot", since=11)
 def one_hot(indices: Tensor, depth: Tensor, values: Tensor, axis: int = -1) -> Tensor:
     n = int(depth.reshape(-1)[0].item())
@@ -113,6 +114,7 @@ def _nd_linear(data_shape: list[int], indices: Tensor, batch_dims: int) -> tuple
     return lin, k
 
 
+@TORCH.register("GatherND", since=11)  # no batch_dims before 12 (the default 0)
 @TORCH.register("GatherND", since=12)
 def gather_nd(data: Tensor, indices: Tensor, batch_dims: int = 0) -> Tensor:
     shape: list[int] = list(data.shape)
@@ -163,6 +165,7 @@ def scatter(data: Tensor, indices: Tensor, updates: Tensor, axis: int = 0) -> Te
     return scatter_elements(data, indices, updates, axis, "none")
 
 
+@TORCH.register("Compress", since=9)  # negative axes allowed from 11: a superset
 @TORCH.register("Compress", since=11)
 def compress(input: Tensor, condition: Tensor, axis: int | None = None) -> Tensor:  # noqa: A002
     flat = input.reshape(-1) if axis is None else input
@@ -199,3 +202,22 @@ def tensor_scatter(
     shape[0] = batch
     shape[ax] = steps
     return past_cache.scatter(ax, pos.reshape(shape).expand(update.shape), update)
+
+
+@TORCH.register("Unique", since=11)
+def unique(x: Tensor, axis: int | None = None, sorted: int = 1) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # noqa: A002
+    """Unique values (or slices along ``axis``), the index of each one's first occurrence, the
+    inverse indices and the counts; ``sorted=0`` keeps the order of first occurrence."""
+    data = x.reshape(-1) if axis is None else x
+    dim = 0 if axis is None else (axis + x.dim() if axis < 0 else axis)
+    values, inverse, counts = torch.unique(data, sorted=True, return_inverse=True, return_counts=True, dim=dim)
+    inverse = inverse.reshape(-1)
+    n = data.shape[dim]
+    positions = torch.arange(n, device=x.device)
+    first = torch.full([counts.shape[0]], n, dtype=torch.int64, device=x.device)
+    first = first.scatter_reduce(0, inverse, positions, "amin", include_self=True)
+    if not sorted:
+        order = torch.argsort(first)
+        rank = torch.empty_like(order).scatter_(0, order, torch.arange(order.shape[0], device=x.device))
+        values, first, counts, inverse = values.index_select(dim, order), first[order], counts[order], rank[inverse]
+    return values, first, inverse, counts

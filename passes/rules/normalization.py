@@ -65,12 +65,16 @@ class LayerNormAttrAxesFusion(RewriteRuleClassBase):
 
 
 class _EmptyInputGuard:
-    """Refuses a BatchNormalization fold when an optional input of either node is empty."""
+    """Refuses a BatchNormalization fold when an optional input of either node is empty, or the
+    BatchNormalization is ``spatial=0`` (opsets 6-8: not one scale per output channel)."""
 
     def check(self, context, x, inbound_out, batchnorm_out) -> MatchResult:
         nodes = (inbound_out.producer(), batchnorm_out.producer())
         if any(v is None for node in nodes for v in node.inputs[1:]):
             return MatchResult().fail("an optional input is given empty")
+        spatial = nodes[1].attributes.get("spatial")
+        if spatial is not None and spatial.as_int() == 0:
+            return MatchResult().fail("spatial=0 (before opset 9): parameters per channel and position")
         return super().check(context, x, inbound_out, batchnorm_out)
 
 

@@ -15,14 +15,15 @@ from _onnx_conformance import cases, outcome, xfail_reason
 
 pytest.importorskip("torch")
 
-#: Measured: 1884 cases; 1581 pass on the executor and 1580 through
-#: TorchScript (all cases); before the ai.onnx.ml kernels and SequenceMap: 1568
+#: Measured: 1884 cases; 1609 pass on the executor and 1608 through
+#: TorchScript (all cases); before DFT, STFT, the window functions, Unique and RoiAlign:
+#: 1581 and 1580; before the ai.onnx.ml kernels and SequenceMap: 1568
 #: and 1567 (as documented then); before TfIdfVectorizer: 1561 and 1560; before
 #: Col2Im, DeformConv, MaxUnpool, TensorScatter, Upsample, Resize antialias,
 #: ceil_mode AveragePool and the scriptable BitCast: 1539 and 1528; before the RNN, attention, loss, quantization, sampling and
 #: sequence kernels: 1167 and 1142.
-EXECUTOR_FLOOR = 1581
-TORCHSCRIPT_SUBSET_FLOOR = 1580
+EXECUTOR_FLOOR = 1609
+TORCHSCRIPT_SUBSET_FLOOR = 1608
 
 #: onnxruntime (CPU provider) passes 1346 of the 1884 cases under the same
 #: comparison: the ceiling the torch kernels aim at. The torch kernels fail 24
@@ -41,10 +42,19 @@ NAMES = sorted(cases())
 TORCHSCRIPT_SUBSET = NAMES
 
 
+#: Cases whose expected outputs carry the reference's own rounding: the inverse DFT
+#: cases were computed in float32, which leaves 1.9e-7 where the exact value (and
+#: the kernel's, computed in float64) is 0, beyond the comparison's atol of 1e-7.
+_ROUNDED_REFERENCE = {
+    name: "expected outputs computed in float32 hold 1.9e-7 where the exact result is 0 (atol 1e-7)"
+    for name in ("test_dft_inverse", "test_dft_inverse_opset19")
+}
+
+
 def _params(names, runner):
     out = []
     for name in names:
-        reason = xfail_reason(name, runner)
+        reason = xfail_reason(name, runner) or _ROUNDED_REFERENCE.get(name)
         marks = [pytest.mark.xfail(reason=reason, strict=False)] if reason else []
         out.append(pytest.param(name, marks=marks, id=name))
     return out
