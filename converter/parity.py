@@ -142,6 +142,8 @@ def validate(
                       examples=spec_inputs)
     dst = None
     signature = src.signature()
+    if signature is not None and model is not None:
+        signature = _refined(signature, ir_signature(model))
     if signature is None and model is not None:
         signature = ir_signature(model)  # the IR keeps the source's input order
     if signature is None and (src.named_inputs or formats.detect_source(converted, converted_format) == "onnx"):
@@ -182,7 +184,8 @@ def validate(
         dst = None
         if _weighty(source) or _weighty(converted):
             _release_memory()
-    outputs = [compare_output(name, pairs, rtol, atol) for name, pairs in results.items()]
+    low = lowest_float_precision(model) if model is not None else None
+    outputs = [compare_output(name, pairs, rtol, atol, computed_in=low) for name, pairs in results.items()]
     if min_cosine is not None:
         for o in outputs:
             if not o.passed and o.cosine_similarity is not None and o.cosine_similarity >= min_cosine \
@@ -287,6 +290,39 @@ def _run_side(runner: Runner, feeds: dict[str, np.ndarray], obj: Any, role: str)
             f"the {role} model {formats.describe(obj)} failed to run on inputs {shapes}: {type(e).__name__}: {reason}",
             "check that both models take the same inputs (names, shapes, dtypes)",
         ) from None
+
+
+def _refined(signature: Signature, known: Signature) -> Signature:
+    """``signature`` (a runtime's view of the source) with the dims it leaves open taken from
+    ``known`` (the IR's, where ``--input`` specs and names were applied), input by input."""
+    by_name = {name: dims for name, dims, _ in known}
+    refined = []
+    for name, dims, dtype in signature:
+        better = by_name.get(name)
+        if better is not None and len(better) == len(dims):
+            dims = [d if isinstance(d, int) and d >= 0 else b for d, b in zip(dims, better, strict=True)]
+        refined.append((name, dims, dtype))
+    return refined
+
+
+def lowest_float_precision(model: Any) -> str | None:
+    """``"float16"`` or ``"bfloat16"`` when the IR model holds weights or values of that type
+    (a model computing in half precision whose outputs may still be float32), else None."""
+    import ir
+
+    low = {ir.DataType.FLOAT16: "float16", ir.DataType.BFLOAT16: "bfloat16"}
+    found: set[str] = set()
+    for value in model.graph.initializers.values():
+        if value.dtype in low:
+            found.add(low[value.dtype])
+    for node in ir.traversal.RecursiveGraphIterator(model.graph):
+        cast_to = node.attributes.get("to") if node.op_type == "Cast" else None
+        if cast_to is not None and ir.DataType(cast_to.value) in low:  # types may not be inferred
+            found.add(low[ir.DataType(cast_to.value)])
+        for value in node.outputs:
+            if value.dtype in low:
+                found.add(low[value.dtype])
+    return "bfloat16" if "bfloat16" in found else ("float16" if found else None)
 
 
 def ir_signature(model: Any) -> Signature:

@@ -186,3 +186,33 @@ def test_bfloat16_inputs_are_reported_as_unchecked_not_as_a_crash(tmp_path):
     result = converter.convert(module, tmp_path / "bf16.onnx", inputs=["x:batch x 4:bfloat16"], check=True)
     assert result.parity is None and "bfloat16" in result.parity_note
     assert (tmp_path / "bf16.onnx").exists()
+
+
+def test_half_precision_models_are_judged_at_half_precision_tolerance():
+    """A model computing in float16 with float32 outputs (keep_io_types) is off by float16
+    rounding steps; its float outputs get float16's tolerance, integer outputs stay exact."""
+    import ir
+    from converter.parity_metrics import compare_output
+
+    text = """
+        <ir_version: 10, opset_import: ["" : 21]>
+        g (float[N, 4] x) => (float[N, 4] y) {
+            h = Cast <to = 10> (x)
+            k = Relu (h)
+            y = Cast <to = 1> (k)
+        }
+    """
+    assert parity.lowest_float_precision(ir.from_onnx_text(text)) == "float16"
+    expected = np.array([[0.2734, 1.5]], np.float32)
+    off = expected * (1 + 8e-4)  # about one float16 step: outside float32's rtol 1e-4
+    assert not compare_output("y", [(expected, off)], None, None).passed
+    assert compare_output("y", [(expected, off)], None, None, computed_in="float16").passed
+    labels = np.array([3, 7])
+    assert not compare_output("label", [(labels, labels + 1)], None, None, computed_in="float16").passed
+
+
+def test_open_dims_of_the_sources_signature_come_from_the_input_specs():
+    known = [("x", ["batch", 6], "float32")]
+    assert parity._refined([("x", [None, None], "float32")], known) == [("x", ["batch", 6], "float32")]
+    assert parity._refined([("x", [None, 5], "float32")], known) == [("x", ["batch", 5], "float32")]
+    assert parity._refined([("z", [None], "float32")], known) == [("z", [None], "float32")]
