@@ -104,7 +104,33 @@ def _hardmax_last(x: tf.Tensor) -> tf.Tensor:
     return tf.one_hot(tf.argmax(x, axis=-1), tf.shape(x)[-1], dtype=x.dtype)
 
 
-_SOFTMAX = {"Softmax": tf.nn.softmax, "LogSoftmax": tf.nn.log_softmax, "Hardmax": _hardmax_last}
+def _softmax_last(x: tf.Tensor) -> tf.Tensor:
+    """Softmax on the last axis; in float16 / bfloat16 as ONNX's function body, rounding each step to the type.
+
+    Softmax-13 is defined as Exp(X - ReduceMax(X)) / ReduceSum(Exp(...)) with every
+    intermediate a tensor of the input type (onnx's reference rounds after each
+    numpy op the same way). TensorFlow's own half-precision kernel rounds elsewhere
+    and lands 1-2 float16 steps off; each step here runs in float32 and is rounded.
+    """
+    if x.dtype not in (tf.float16, tf.bfloat16):
+        return tf.nn.softmax(x)
+
+    def rounded(t: tf.Tensor) -> tf.Tensor:
+        return tf.cast(tf.cast(t, x.dtype), tf.float32)
+
+    wide = tf.cast(x, tf.float32)
+    exp = rounded(tf.exp(rounded(wide - tf.reduce_max(wide, -1, keepdims=True))))
+    return tf.cast(exp / rounded(tf.reduce_sum(exp, -1, keepdims=True)), x.dtype)
+
+
+def _log_softmax_last(x: tf.Tensor) -> tf.Tensor:
+    """LogSoftmax on the last axis; float16 / bfloat16 computed in float32, rounded once."""
+    if x.dtype not in (tf.float16, tf.bfloat16):
+        return tf.nn.log_softmax(x)
+    return tf.cast(tf.nn.log_softmax(tf.cast(x, tf.float32)), x.dtype)
+
+
+_SOFTMAX = {"Softmax": _softmax_last, "LogSoftmax": _log_softmax_last, "Hardmax": _hardmax_last}
 
 
 def _on_axis(fn, x: tf.Tensor, axis: int) -> tf.Tensor:

@@ -129,7 +129,7 @@ def attention(q, k, v, attn_mask=None, past_key=None, past_value=None, nonpad_kv
     if qk_matmul_output_mode == 2:
         qk_out = with_bias
     compute = tf_dtype(softmax_precision) if softmax_precision else with_bias.dtype
-    probs = _half_rounded(_masked_softmax, tf.cast(with_bias, compute), bias)
+    probs = _half_softmax(tf.cast(with_bias, compute), bias)
     if qk_matmul_output_mode == 3:
         qk_out = probs
     y = _matmul(tf.cast(probs, q.dtype), v)
@@ -150,14 +150,32 @@ def _matmul(a: tf.Tensor, b: tf.Tensor, **kwargs) -> tf.Tensor:
     return _half_rounded(tf.matmul, a, b, **kwargs)
 
 
-def _masked_softmax(x: tf.Tensor, bias: tf.Tensor | None) -> tf.Tensor:
-    """Softmax over the last axis; rows whose bias is all -inf are zeros (not NaN)."""
-    if bias is None:
-        return tf.nn.softmax(x, -1)
+def _half_softmax(x: tf.Tensor, bias: tf.Tensor | None) -> tf.Tensor:
+    """:func:`_masked_softmax`; for float16 / bfloat16 in float32 with each step rounded to the type, as
+    the Softmax of Attention's function body (and onnx's reference) computes it."""
+    if x.dtype not in (tf.float16, tf.bfloat16):
+        return _masked_softmax(x, bias)
+    half = x.dtype
+
+    def rounded(t: tf.Tensor) -> tf.Tensor:
+        return tf.cast(tf.cast(t, half), tf.float32)
+
+    wide_bias = None if bias is None else tf.cast(bias, tf.float32)
+    return tf.cast(_masked_softmax(tf.cast(x, tf.float32), wide_bias, rounded), half)
+
+
+def _masked_softmax(x: tf.Tensor, bias: tf.Tensor | None, rounded=lambda t: t) -> tf.Tensor:
+    """Softmax over the last axis; rows whose bias is all -inf are zeros (not NaN).
+
+    ``rounded`` is applied to the difference, the exponentials and their sum.
+    """
     row_max = tf.reduce_max(x, -1, keepdims=True)
-    safe = tf.where(tf.math.is_inf(row_max) & (row_max < 0), tf.zeros_like(row_max), row_max)
-    e = tf.exp(x - safe)
-    total = tf.reduce_sum(e, -1, keepdims=True)
+    if bias is not None:
+        row_max = tf.where(tf.math.is_inf(row_max) & (row_max < 0), tf.zeros_like(row_max), row_max)
+    e = rounded(tf.exp(rounded(x - row_max)))
+    total = rounded(tf.reduce_sum(e, -1, keepdims=True))
+    if bias is None:
+        return e / total
     p = e / tf.where(tf.equal(total, 0), tf.ones_like(total), total)
     dead = tf.reduce_all(tf.math.is_inf(bias) & (bias < 0), -1, keepdims=True)
     return tf.where(dead, tf.zeros_like(p), p)

@@ -4,8 +4,12 @@ The kernel values of every row against every support vector are one [N, V]
 matrix; the one-vs-one decision values of a classifier are then one matmul with
 a [V, pairs] matrix that holds, for the pair (i, j), class i's vectors weighted
 by coefficient row j - 1 and class j's by row i (libsvm's layout).
-Probability estimates (``prob_a``/``prob_b``, an iterative pairwise coupling
-per row) are not implemented and are refused by name.
+With ``prob_a``/``prob_b`` the scores are probability estimates: each pair's
+decision value d becomes Platt's 1 / (1 + exp(d * a + b)), clipped to
+[1e-7, 1 - 1e-7], and libsvm's pairwise coupling (Wu, Lin and Weng's second
+method) solves for the class probabilities of every row at once, iterating
+while any row has not converged (:func:`_couple`). Labels still come from the
+votes, as in onnx's reference, onnxruntime and libsvm's ``predict``.
 """
 
 from __future__ import annotations
@@ -86,6 +90,57 @@ def _binary_scores(score: tf.Tensor, post_transform: str) -> tf.Tensor:
     return apply_post_transform(tf.concat([-score, score], 1), post_transform)
 
 
+def _pairwise(decision: tf.Tensor, pairs: list[tuple[int, int]], n_classes: int, prob_a, prob_b) -> tf.Tensor:
+    """[N, k, k]: r[i, j], the estimated probability that a row of class i or j is of class i."""
+    a = tf.constant(np.asarray(prob_a, np.float32)[:len(pairs)], decision.dtype)
+    b = tf.constant(np.asarray(prob_b, np.float32)[:len(pairs)], decision.dtype)
+    r = tf.clip_by_value(tf.sigmoid(-(decision * a + b)), 1e-7, 1 - 1e-7)  # [N, pairs]
+    upper = np.zeros((len(pairs), n_classes * n_classes), np.float32)
+    lower = np.zeros_like(upper)
+    for e, (i, j) in enumerate(pairs):
+        upper[e, i * n_classes + j] = lower[e, j * n_classes + i] = 1
+    ones = tf.reduce_sum(tf.constant(lower, decision.dtype), 0)  # 1 where r[j, i] = 1 - r[i, j]
+    flat = tf.matmul(r, tf.constant(upper, decision.dtype)) + ones - tf.matmul(r, tf.constant(lower, decision.dtype))
+    return tf.reshape(flat, [-1, n_classes, n_classes])
+
+
+def _couple(r: tf.Tensor, n_classes: int) -> tf.Tensor:
+    """[N, k] class probabilities from pairwise ones [N, k, k] (libsvm's ``multiclass_probability``).
+
+    Minimizes p^T Q p subject to sum(p) = 1 with Q[t, t] = sum_{j != t} r[j, t]^2 and
+    Q[t, j] = -r[j, t] r[t, j], one coordinate at a time; a row stops once every
+    |(Qp)[t] - p^T Q p| is below 0.005 / k, after at most max(100, k) sweeps.
+    """
+    k = n_classes
+    off = -tf.transpose(r, [0, 2, 1]) * r
+    diagonal = tf.reduce_sum(tf.square(r) * (1 - tf.eye(k, dtype=r.dtype)), 1)  # sum over j != t of r[j, t]^2
+    q = tf.linalg.set_diag(off, diagonal)
+    p = tf.fill(tf.shape(r)[:2], tf.constant(1 / k, r.dtype))
+    eps = 0.005 / k
+
+    def error(p):
+        qp = tf.linalg.matvec(q, p)
+        pqp = tf.reduce_sum(p * qp, -1, keepdims=True)
+        return qp, pqp, tf.reduce_max(tf.abs(qp - pqp), -1) >= eps
+
+    def sweep(step, p):
+        qp, pqp, active = error(p)
+        new = p
+        for t in range(k):  # Gauss-Seidel: each coordinate sees the ones updated before it
+            q_t = q[:, t]
+            diff = (pqp[:, 0] - qp[:, t]) / q_t[:, t]
+            scale = (1 + diff)[:, tf.newaxis]
+            pqp = (pqp + (diff * (diff * q_t[:, t] + 2 * qp[:, t]))[:, tf.newaxis]) / tf.square(scale)
+            new = (new + diff[:, tf.newaxis] * tf.one_hot(t, k, dtype=r.dtype)) / scale
+            qp = (qp + diff[:, tf.newaxis] * q_t) / scale
+        return step + 1, tf.where(active[:, tf.newaxis], new, p)  # converged rows keep their estimate
+
+    def going(step, p):
+        return tf.logical_and(step < max(100, k), tf.reduce_any(error(p)[2]))
+
+    return tf.while_loop(going, sweep, (tf.constant(0), p))[1]
+
+
 @TF.register(ML + "SVMClassifier", since=1)
 def svm_classifier(x, *, classlabels_ints=None, classlabels_strings=None, coefficients=None, kernel_params=None,
                    kernel_type: str = "LINEAR", post_transform: str = "NONE", prob_a=None, prob_b=None, rho=None,
@@ -93,13 +148,10 @@ def svm_classifier(x, *, classlabels_ints=None, classlabels_strings=None, coeffi
     """(labels [N], scores): one-vs-one votes over the support vectors' decision values, ties to the lower class.
 
     Scores are the decision values (post-transformed); with two classes [-s, s].
+    With ``prob_a`` and ``prob_b`` they are the [N, k] probability estimates (post-transformed).
     """
-    del prob_b
     post_transform = post_transform or "NONE"
     counts = [int(c) for c in vectors_per_class or []]
-    if prob_a is not None and len(prob_a):
-        raise NotImplementedError("SVMClassifier probability estimates (prob_a/prob_b); export without "
-                                  "probability=True")
     if not sum(counts):
         raise NotImplementedError("SVMClassifier without support vectors (a linear SVM); skl2onnx exports "
                                   "LinearSVC as LinearClassifier")
@@ -117,7 +169,10 @@ def svm_classifier(x, *, classlabels_ints=None, classlabels_strings=None, coeffi
     positive = tf.cast(decision > 0, x.dtype)
     votes = tf.matmul(positive, tf.constant(winners, x.dtype)) + tf.matmul(1 - positive, tf.constant(losers, x.dtype))
     best = tf.argmax(votes, -1)
-    if len(pairs) == 1:
+    if prob_a is not None and len(prob_a) and prob_b is not None:
+        probabilities = _couple(_pairwise(decision, pairs, n_classes, prob_a, prob_b), n_classes)
+        scores = apply_post_transform(probabilities, post_transform)
+    elif len(pairs) == 1:
         scores = _binary_scores(decision, post_transform)
         if np.min(coefficients) >= 0:  # onnx's reference: all-positive weights always pick the second label
             best = tf.ones_like(best)

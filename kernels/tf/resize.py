@@ -11,9 +11,12 @@ with a run-time scale the number of taps is a run-time size too).
 
 When an input size, the output size, the scale or the roi of an axis is only
 known at run time (dynamic spatial dims, scales or sizes computed in the
-graph), the same coordinate and weight formulas run as TensorFlow ops on
-float64 tensors instead of numpy (``_tf_*`` below). Only the number of resized
-axes must be known while tracing.
+graph), the same coordinate and weight formulas run as TensorFlow ops instead
+of numpy (``_tf_*`` below), in float32 as onnxruntime computes them for float
+inputs (TFLite has no float64 builtins). Only the number of resized axes must
+be known while tracing. An axis scaled by exactly 1 (the batch and channel
+axes of an image resize) is left alone, even when its size is a run-time one:
+every coordinate mode but ``tf_crop_and_resize`` maps it onto itself.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from kernels.tf import TF
-from kernels.tf._util import axis_of, rank, static
+from kernels.tf._util import axis_of, dims, rank, static
 
 
 def _source_coords(mode: str, out: int, size: int, scale: float, roi: tuple[float, float]) -> np.ndarray:
@@ -127,10 +130,13 @@ def _antialias_neighbours(x: np.ndarray, size: int, mode: str, scale: float, cub
 
 # --- the same formulas on tensors, for sizes known at run time only -----------------
 
+#: The element type of run-time coordinates and weights (onnxruntime's for float inputs).
+COORDS = tf.float32
+
 
 def _tf_source_coords(mode: str, out, size, scale, roi) -> tf.Tensor:
-    i = tf.range(tf.cast(out, tf.float64))
-    out, size, scale = (tf.cast(v, tf.float64) for v in (out, size, scale))
+    i = tf.range(tf.cast(out, COORDS))
+    out, size, scale = (tf.cast(v, COORDS) for v in (out, size, scale))
     if mode == "half_pixel":
         return (i + 0.5) / scale - 0.5
     if mode == "half_pixel_symmetric":
@@ -143,23 +149,23 @@ def _tf_source_coords(mode: str, out, size, scale, roi) -> tf.Tensor:
     if mode == "asymmetric":
         return i / scale
     if mode == "tf_crop_and_resize":
-        start, end = (tf.cast(v, tf.float64) for v in roi)
+        start, end = (tf.cast(v, COORDS) for v in roi)
         spread = start * (size - 1) + i * (end - start) * (size - 1) / tf.maximum(out - 1, 1)
         return tf.where(out > 1, spread, tf.fill(tf.shape(i), 0.5 * (start + end) * (size - 1)))
     raise NotImplementedError(f"coordinate_transformation_mode={mode!r}")
 
 
 def _tf_neighbours(x: tf.Tensor, size, attrs: dict) -> tuple[tf.Tensor, tf.Tensor]:
-    """(indices [out, k] int32, weights [out, k] float64), as :func:`_neighbours`."""
+    """(indices [out, k] int32, weights [out, k] float32), as :func:`_neighbours`."""
     mode = attrs["mode"]
     base = tf.floor(x)
     t = x - base
     if mode == "nearest":
         up = {"round_prefer_floor": t > 0.5, "round_prefer_ceil": t >= 0.5, "floor": tf.zeros_like(t, tf.bool)}.get(
             attrs["nearest_mode"], t > 0)
-        idx, w = (base + tf.cast(up, tf.float64))[:, None], tf.ones_like(x)[:, None]
+        idx, w = (base + tf.cast(up, COORDS))[:, None], tf.ones_like(x)[:, None]
     elif mode == "linear":
-        idx, w = base[:, None] + tf.constant([0.0, 1.0], tf.float64), tf.stack([1 - t, t], 1)
+        idx, w = base[:, None] + tf.constant([0.0, 1.0], COORDS), tf.stack([1 - t, t], 1)
     elif mode == "cubic":
         a = attrs["cubic_coeff_a"]
 
@@ -169,7 +175,7 @@ def _tf_neighbours(x: tf.Tensor, size, attrs: dict) -> tuple[tf.Tensor, tf.Tenso
             far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
             return tf.where(d <= 1, near, tf.where(d < 2, far, tf.zeros_like(d)))
 
-        idx = base[:, None] + tf.constant([-1.0, 0.0, 1.0, 2.0], tf.float64)
+        idx = base[:, None] + tf.constant([-1.0, 0.0, 1.0, 2.0], COORDS)
         w = tf.stack([kernel(t + 1), kernel(t), kernel(1 - t), kernel(2 - t)], 1)
     else:
         raise NotImplementedError(f"Resize mode {mode!r}")
@@ -186,7 +192,7 @@ def _tf_antialias_neighbours(x: tf.Tensor, size, scale, attrs: dict) -> tuple[tf
     mode, a = attrs["mode"], attrs["cubic_coeff_a"]
     if mode not in ("linear", "cubic"):
         raise ValueError(f"Resize antialias applies to linear and cubic modes, not {mode!r}")
-    s = tf.minimum(tf.cast(scale, tf.float64), 1.0)
+    s = tf.minimum(tf.cast(scale, COORDS), 1.0)
     start = tf.floor(-(1.0 if mode == "linear" else 2.0) / s) + 1
     taps = tf.range(start, 2 - start)
     n = tf.size(taps)
@@ -201,9 +207,9 @@ def _tf_antialias_neighbours(x: tf.Tensor, size, scale, attrs: dict) -> tuple[tf
         far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
         w = tf.where(d <= 1, near, tf.where(d < 2, far, tf.zeros_like(d)))
     w = w / tf.reduce_sum(w, 1, keepdims=True)
-    half = tf.cast(n // 2, tf.float64)
+    half = tf.cast(n // 2, COORDS)
     first = base + tf.where(exact, -half, 1 - half)
-    idx = tf.cast(first[:, tf.newaxis] + tf.range(tf.cast(n, tf.float64))[tf.newaxis], tf.int32)
+    idx = tf.cast(first[:, tf.newaxis] + tf.range(tf.cast(n, COORDS))[tf.newaxis], tf.int32)
     size = tf.cast(size, tf.int32)
     if attrs["exclude_outside"]:
         w = tf.where((idx >= 0) & (idx < size), w, tf.zeros_like(w))
@@ -238,21 +244,36 @@ def _resize_axis(x: tf.Tensor, axis: int, out, scale, roi, attrs: dict) -> tf.Te
     r = rank(x)
     k = idx.shape[1] if idx.shape[1] is not None else tf.shape(idx)[1]  # antialias taps follow the scale
     gathered = tf.gather(x, tf.reshape(idx, [-1]), axis=axis)  # [..., out * k, ...]
-    shape = tf.concat([tf.shape(x)[:axis], [-1, k], tf.shape(x)[axis + 1:]], 0)
-    gathered = tf.reshape(gathered, shape)
+    gathered = tf.reshape(gathered, _split_shape(x, axis, out, k))
     compute = gathered.dtype if gathered.dtype.is_floating else tf.float32
     trailing = [1] * (r - axis - 1)
     weights = tf.constant(w.reshape([out, k, *trailing]), compute) if known else \
         tf.reshape(tf.cast(w, compute), [-1, k, *trailing])
     y = tf.reduce_sum(tf.cast(gathered, compute) * weights, axis=axis + 1)
     if attrs["coordinate_transformation_mode"] == "tf_crop_and_resize":
-        size = x.shape[axis] if known else tf.cast(tf.shape(x)[axis], tf.float64)
+        size = x.shape[axis] if known else tf.cast(tf.shape(x)[axis], COORDS)
         inside = (coords >= 0) & (coords <= size - 1)
         inside = tf.reshape(tf.constant(inside) if known else inside, [-1, *trailing])
         y = tf.where(inside, y, tf.cast(attrs["extrapolation_value"], compute))
     if not x.dtype.is_floating:
         y = tf.cast(tf.round(y), x.dtype)
     return tf.cast(y, x.dtype)
+
+
+def _split_shape(x: tf.Tensor, axis: int, out, k) -> list | tf.Tensor:
+    """The shape [..., out, k, ...] of the gathered rows of ``axis``, as constant as the sizes allow.
+
+    A list with one -1 where at most one size is unknown while tracing: TFLite's
+    converter infers shapes from constants only, and a shape assembled from
+    ``tf.shape`` would leave even the static sizes (the channels a later Conv2D
+    needs) unknown there.
+    """
+    sizes = [*x.shape[:axis], out if isinstance(out, int) else None, k if isinstance(k, int) else None,
+             *x.shape[axis + 1:]]
+    if sum(s is None for s in sizes) <= 1:
+        return [-1 if s is None else s for s in sizes]
+    run_time = [*dims(x)[:axis], -1, k, *dims(x)[axis + 1:]]
+    return tf.stack([tf.cast(s, tf.int32) for s in run_time])
 
 
 def _values(t, count: int) -> list | None:
@@ -267,7 +288,7 @@ def _values(t, count: int) -> list | None:
         return None
     if n is None:
         raise ValueError("the number of Resize scales / sizes / roi values must be known while tracing")
-    return tf.unstack(tf.cast(tf.reshape(t, [-1]), tf.float64))
+    return tf.unstack(tf.cast(tf.reshape(t, [-1]), COORDS))
 
 
 def _plan(x, roi, scales, sizes, axes, keep_aspect_ratio_policy):
@@ -276,7 +297,7 @@ def _plan(x, roi, scales, sizes, axes, keep_aspect_ratio_policy):
     r = rank(x)
     axes = [axis_of(a, r) for a in axes] if axes else list(range(r))
     n = len(axes)
-    in_sizes = [x.shape[a] if x.shape[a] is not None else tf.cast(tf.shape(x)[a], tf.float64) for a in axes]
+    in_sizes = [x.shape[a] if x.shape[a] is not None else tf.cast(tf.shape(x)[a], COORDS) for a in axes]
     size_values, scale_values = _values(sizes, n), _values(scales, n)
     if size_values is not None:
         outs = [int(v) if isinstance(v, float) else v for v in size_values]
@@ -288,13 +309,21 @@ def _plan(x, roi, scales, sizes, axes, keep_aspect_ratio_policy):
             outs = [int(s * i + 0.5) if _all_static([s, i]) else tf.floor(s * i + 0.5) for i in in_sizes]
     elif scale_values is not None:
         factors = scale_values
-        outs = [int(math.floor(i * f)) if _all_static([i, f]) else tf.floor(tf.cast(i, tf.float64) * f)
-                for i, f in zip(in_sizes, factors, strict=True)]
+        outs = [_scaled_size(i, f) for i, f in zip(in_sizes, factors, strict=True)]
     else:
         raise ValueError("Resize needs scales or sizes")
     roi_values = _values(roi, 2 * n)
     rois = [(roi_values[j], roi_values[j + n]) for j in range(n)] if roi_values else [(0.0, 1.0)] * n
     return list(zip(axes, outs, factors, rois, strict=True))
+
+
+def _scaled_size(size, scale):
+    """floor(size * scale): a Python int where both are known while tracing; ``size`` itself for a scale of 1."""
+    if _all_static([size, scale]):
+        return int(math.floor(size * scale))
+    if isinstance(scale, float) and scale == 1.0:
+        return size
+    return tf.floor(tf.cast(size, COORDS) * scale)
 
 
 def _all_static(values) -> bool:
@@ -304,11 +333,11 @@ def _all_static(values) -> bool:
 def _ratio(out, size):
     if _all_static([out, size]):
         return out / size if size else 1.0
-    return tf.cast(out, tf.float64) / tf.cast(size, tf.float64)
+    return tf.cast(out, COORDS) / tf.cast(size, COORDS)
 
 
 def _tf_pick(pick, values):
-    values = tf.stack([tf.cast(v, tf.float64) for v in values])
+    values = tf.stack([tf.cast(v, COORDS) for v in values])
     return tf.reduce_min(values) if pick is min else tf.reduce_max(values)
 
 
@@ -321,7 +350,7 @@ def resize(x, roi=None, scales=None, sizes=None, antialias: int = 0, axes=None,
              "nearest_mode": nearest_mode, "cubic_coeff_a": cubic_coeff_a, "exclude_outside": exclude_outside,
              "extrapolation_value": extrapolation_value}
     for axis, out, factor, roi_pair in _plan(x, roi, scales, sizes, axes, keep_aspect_ratio_policy):
-        unchanged = isinstance(factor, float) and factor == 1.0 and isinstance(out, int) and out == x.shape[axis]
+        unchanged = isinstance(factor, float) and factor == 1.0  # then the output size is the input's, too
         if unchanged and coordinate_transformation_mode != "tf_crop_and_resize":
             continue
         x = _resize_axis(x, axis, out, factor, roi_pair, attrs)

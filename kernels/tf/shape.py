@@ -92,9 +92,24 @@ def transpose(x, perm=None):
 
 @TF.register("Squeeze", since=1)
 def squeeze_1(x, axes=None):
-    if not axes:
+    if axes:
+        return tf.squeeze(x, [axis_of(a, rank(x)) for a in axes])
+    return _squeeze_ones(x)
+
+
+def _squeeze_ones(x):
+    """Squeeze without axes: every axis of size 1.
+
+    With the rank known but some sizes not (a dynamic batch), the axes known to
+    be 1 are squeezed and the unknown ones kept, as if they were never 1 (the
+    assumption torch.export makes of a dynamic dim): the output keeps a rank
+    that later ops can rely on, where a run-time squeeze would leave it unknown.
+    With the rank unknown too, every axis that is 1 at run time goes.
+    """
+    if x.shape.rank is None or x.shape.is_fully_defined():
         return tf.squeeze(x)
-    return tf.squeeze(x, [axis_of(a, rank(x)) for a in axes])
+    ones = [i for i, d in enumerate(x.shape) if d == 1]
+    return tf.squeeze(x, ones) if ones else x
 
 
 @TF.register("Squeeze", since=13)

@@ -126,6 +126,21 @@ def test_support_vector_classifier_labels_and_decision_values(kernel: str, targe
     np.testing.assert_allclose(scores, ort_scores, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("target", ["binary", "multiclass"])
+@pytest.mark.parametrize("kernel", ["rbf", "poly"])
+@pytest.mark.filterwarnings("ignore:.*probability:FutureWarning")
+def test_support_vector_classifier_probability_estimates(kernel: str, target: str, tmp_path) -> None:
+    """SVC(probability=True): Platt-scaled pairwise probabilities coupled per row (libsvm's method)."""
+    y = Y_BIN if target == "binary" else Y_MULTI
+    model = SVC(kernel=kernel, C=2.0, gamma=0.3, degree=2, probability=True, random_state=0).fit(X, y)
+    (label, proba), (ort_label, ort_proba) = _convert(model, X, tmp_path)(X_TEST)
+    np.testing.assert_array_equal(label, ort_label)
+    np.testing.assert_array_equal(label, model.predict(X_TEST))
+    np.testing.assert_allclose(proba, ort_proba, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(proba, model.predict_proba(X_TEST), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+
+
 def test_string_labels_through_a_normalizer_pipeline(tmp_path) -> None:
     """Class names as strings (TensorFlow returns UTF-8 bytes), after Normalizer and StandardScaler."""
     model = make_pipeline(Normalizer(), StandardScaler(), RandomForestClassifier(n_estimators=5, random_state=0))
