@@ -119,7 +119,16 @@ def softmax_1(x: Tensor, axis: int = 1) -> Tensor:
 
 @TORCH.register("Softmax", since=13)
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return torch.softmax(x, axis)
+    """In float16 / bfloat16 as ONNX's function body defines it: Exp(X - ReduceMax(X)) /
+    ReduceSum(...) with every step a tensor of the input type (each step here computed in
+    float32 and rounded); torch's half kernel rounds once and lands a step or two off."""
+    if x.dtype != torch.float16 and x.dtype != torch.bfloat16:
+        return torch.softmax(x, axis)
+    wide = x.float()
+    shifted = (wide - torch.amax(wide, axis, keepdim=True)).to(x.dtype).float()
+    exp = torch.exp(shifted).to(x.dtype).float()
+    total = torch.sum(exp, axis, keepdim=True).to(x.dtype).float()
+    return (exp / total).to(x.dtype)
 
 
 @TORCH.register("LogSoftmax", since=1)
