@@ -161,8 +161,8 @@ def q_linear_conv(
 ) -> Tensor:
     """The int32 accumulator (plus the int32 bias) requantized as onnxruntime does: times the
     float32 multiplier ``x_scale * w_scale / y_scale`` (per output channel), rounded half to even."""
-    acc = conv(_centered(x, x_zero_point, False), _centered(w, w_zero_point, True), None,
-               auto_pad, dilations, group, kernel_shape, pads, strides)
+    acc = conv_integer(x, w, x_zero_point, w_zero_point, auto_pad, dilations, group, kernel_shape, pads, strides)
+    acc = acc.to(torch.float64)
     shape = [1, -1] + [1] * (x.dim() - 2)
     if b is not None:
         acc = acc + b.to(torch.float64).reshape(shape)
