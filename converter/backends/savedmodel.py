@@ -25,9 +25,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import json
+import keyword
 import os
 import pathlib
 import re
@@ -95,13 +97,19 @@ def _is_captured(node: Any) -> bool:
 
 
 def sanitize_names(names: list[str]) -> dict[str, str]:
-    """Unique TensorFlow-safe names (``[A-Za-z][A-Za-z0-9_]*``) for ``names``, in order."""
+    """Unique TensorFlow-safe names (``[A-Za-z][A-Za-z0-9_]*``) for ``names``, in order.
+
+    A Python keyword (``class``, ``def``) gets a trailing ``_``: ``tf.function`` makes the
+    signature names parameters of a Python function, where keywords are rejected.
+    """
     out: dict[str, str] = {}
     taken: set[str] = set()
     for name in names:
         base = re.sub(r"\W", "_", name) or "value"
         if not base[0].isalpha():
             base = "t_" + base
+        if keyword.iskeyword(base):
+            base += "_"
         candidate, n = base, 1
         while candidate in taken:
             candidate, n = f"{base}_{n}", n + 1
@@ -235,7 +243,9 @@ def save(model: ir.Model, path: pathlib.Path, *, format: str = "savedmodel", **o
         options: ``channels_last`` (default True) keeps convolution chains NHWC;
             ``loops`` how Loop/Scan/RNN outputs collect (``kernels.tf.accumulate.MODES``;
             default ``"tensor_arrays"``, fastest in TensorFlow; the TFLite back end
-            asks for ``"growing"``); other options (``opset``) are ignored.
+            asks for ``"growing"``); ``tflite_builtins`` (default False) traces ops
+            that TFLite has no builtin for with ones it has (``kernels.tf._util.tflite_builtins``,
+            asked for by the TFLite back end); other options (``opset``) are ignored.
 
     Raises:
         MissingKernelsError: ops without a TensorFlow kernel, all listed.
@@ -243,9 +253,11 @@ def save(model: ir.Model, path: pathlib.Path, *, format: str = "savedmodel", **o
     import tensorflow as tf
 
     from kernels.tf import accumulate
+    from kernels.tf._util import tflite_builtins
 
     path = pathlib.Path(path)
-    with accumulate.mode(options.get("loops", "tensor_arrays")):
+    builtins = tflite_builtins() if options.get("tflite_builtins") else contextlib.nullcontext()
+    with accumulate.mode(options.get("loops", "tensor_arrays")), builtins:
         built = build(model, channels_last=bool(options.get("channels_last", True)))
         tf.saved_model.save(built.module, str(path), signatures={"serving_default": built.function})
     extra = path / "assets.extra"

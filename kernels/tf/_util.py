@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,25 @@ import ir
 
 #: Larger than any dimension: ONNX models spell "to the end" as INT64_MAX.
 BIG = 2**62
+
+_builtins_only = False
+
+
+@contextlib.contextmanager
+def tflite_builtins() -> Iterator[None]:
+    """Trace inside for TFLite: kernels whose TensorFlow op has no TFLite builtin (Erf)
+    compute it with ops that have one (the TFLite back end traces in this mode)."""
+    global _builtins_only
+    saved, _builtins_only = _builtins_only, True
+    try:
+        yield
+    finally:
+        _builtins_only = saved
+
+
+def builtins_only() -> bool:
+    """Whether the kernels are traced for TFLite's builtin ops (see :func:`tflite_builtins`)."""
+    return _builtins_only
 
 
 def tf_dtype(onnx_type: int) -> tf.DType:

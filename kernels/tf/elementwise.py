@@ -7,13 +7,14 @@ integer semantics differ (``Div`` truncates, ``Mod`` follows ``fmod``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import reduce
 
 import tensorflow as tf
 
 from kernels.tf import TF
-from kernels.tf._util import tf_dtype
+from kernels.tf._util import builtins_only, tf_dtype
 
 
 def _named(name: str, fn: Callable) -> Callable:
@@ -36,7 +37,6 @@ _UNARY: dict[str, Callable] = {
     "Asin": tf.asin, "Acos": tf.acos, "Atan": tf.atan,
     "Sinh": tf.sinh, "Cosh": tf.cosh,
     "Asinh": tf.asinh, "Acosh": tf.acosh, "Atanh": tf.atanh,
-    "Erf": tf.math.erf,
     "Sign": tf.sign,
     "Not": tf.logical_not,
     "BitwiseNot": tf.bitwise.invert,
@@ -65,6 +65,34 @@ for _op, _fn in _UNARY.items():
     TF.register(_op)(_named(_op.lower(), lambda x, _f=_fn: _f(x)))
 for _op, _fn in _BINARY.items():
     TF.register(_op)(_named(_op.lower(), lambda a, b, _f=_fn: _f(a, b)))
+
+
+#: Abramowitz & Stegun 7.1.26 for |x| >= 1: erf(x) = 1 - t * P(t) * exp(-x^2), t = 1 / (1 + p x)
+#: (absolute error below 1.5e-7); below 1, where 1 - (...) cancels in float32, the Taylor
+#: series 2/sqrt(pi) * sum (-1)^n x^(2n+1) / (n! (2n+1)) to n = 10.
+_ERF_P = 0.3275911
+_ERF_COEFFS = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+_ERF_SERIES = tuple((-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(11))
+
+
+@TF.register("Erf")
+def erf(x):
+    """``tf.math.erf``; traced for TFLite (which has no ERF builtin) an approximation made of
+    builtins (ABS, MUL, ADD, DIV, EXP, SIGN, SELECT) within 3e-7 of erf in float32."""
+    if not builtins_only() or not x.dtype.is_floating:
+        return tf.math.erf(x)
+    wide = tf.cast(x, tf.float32) if x.dtype != tf.float64 else x
+    a = tf.abs(wide)
+    t = 1.0 / (1.0 + _ERF_P * a)
+    poly = tf.zeros_like(t)
+    for c in _ERF_COEFFS:
+        poly = (poly + c) * t
+    far = tf.sign(wide) * (1.0 - poly * tf.exp(-a * a))
+    square, series = wide * wide, tf.zeros_like(wide)
+    for c in reversed(_ERF_SERIES):
+        series = series * square + c
+    near = (2.0 / math.sqrt(math.pi)) * wide * series
+    return tf.cast(tf.where(a < 1.0, near, far), x.dtype)
 
 
 @TF.register("Identity")
@@ -115,11 +143,13 @@ def _variadic(fn: Callable, inputs: list) -> tf.Tensor:
     return reduce(fn, inputs[1:], inputs[0]) if len(inputs) > 1 else tf.identity(inputs[0])
 
 
+@TF.register("Sum", since=6)  # 6 and 7: no broadcasting, a subset
 @TF.register("Sum", since=8)
 def sum_(inputs):
     return _variadic(tf.add, inputs)
 
 
+@TF.register("Mean", since=6)  # 6 and 7: no broadcasting, a subset
 @TF.register("Mean", since=8)
 def mean(inputs):
     return _variadic(tf.add, inputs) / tf.cast(len(inputs), inputs[0].dtype)
@@ -139,11 +169,13 @@ def _nan_min(a, b):
     return out
 
 
+@TF.register("Max", since=6)  # 6 and 7: no broadcasting, a subset
 @TF.register("Max", since=8)
 def max_(inputs):
     return _variadic(_nan_max, inputs)
 
 
+@TF.register("Min", since=6)  # 6 and 7: no broadcasting, a subset
 @TF.register("Min", since=8)
 def min_(inputs):
     return _variadic(_nan_min, inputs)

@@ -129,6 +129,7 @@ def cum_prod(x, axis, exclusive: int = 0, reverse: int = 0):
     return tf.math.cumprod(x, _scan_axis(x, axis), exclusive=bool(exclusive), reverse=bool(reverse))
 
 
+@TF.register("TopK", since=10)  # as 11, always largest first and sorted
 @TF.register("TopK", since=11)
 def top_k(x, k, axis: int = -1, largest: int = 1, sorted: int = 1):  # noqa: A002
     # tf.math.top_k works on the last axis and keeps the lower index first among ties, as ONNX.
@@ -147,3 +148,9 @@ def top_k(x, k, axis: int = -1, largest: int = 1, sorted: int = 1):  # noqa: A00
         inverse = [perm.index(i) for i in range(r)]
         values, indices = tf.transpose(values, inverse), tf.transpose(indices, inverse)
     return values, tf.cast(indices, tf.int64)
+
+
+@TF.register("TopK", since=1)
+def top_k_1(x, axis: int = -1, k: int = 1):
+    """TopK before 10: ``k`` is an attribute, the largest values come first, sorted."""
+    return top_k(x, tf.constant(k, tf.int64), axis)

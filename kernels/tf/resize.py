@@ -361,3 +361,17 @@ def resize(x, roi=None, scales=None, sizes=None, antialias: int = 0, axes=None,
 def upsample(x, scales, mode: str = "nearest"):
     """The deprecated Upsample (opset 9): Resize with asymmetric coordinates, nearest rounding down."""
     return resize(x, None, scales, mode=mode, coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+
+
+@TF.register("Resize", since=10)
+def resize_10(x, scales, mode: str = "nearest"):
+    """Resize-10 is Upsample-9 under a new name (asymmetric coordinates, as onnxruntime runs it)."""
+    return upsample(x, scales, mode)
+
+
+@TF.register("Upsample", since=7)
+def upsample_7(x, mode: str = "nearest", scales=None):
+    """Upsample-7: the scales are an attribute (one float per axis)."""
+    if scales is None:
+        raise ValueError("Upsample-7 needs its scales attribute")
+    return upsample(x, np.asarray(scales, np.float32), mode)

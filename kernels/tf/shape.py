@@ -217,13 +217,28 @@ def _strided_slice(x, starts, ends, axes, steps):
         begin[a], end[a], stride[a] = starts[i], ends[i], steps[i]
     mask = sum(1 << a for a in untouched)
     for a in axes:  # out-of-range int64 literals ("to the end") are clamped here
+        low, high = _bounds(x.shape[a], stride[a])
         if isinstance(end[a], int):
-            end[a] = max(-BIG, min(BIG, end[a]))
+            end[a] = max(low, min(high, end[a]))
         if isinstance(begin[a], int):
-            begin[a] = max(-BIG, min(BIG, begin[a]))
+            begin[a] = max(low, min(high, begin[a]))
     pack = (lambda v: tf.stack([tf.cast(e, tf.int64) for e in v])) if not all(
         isinstance(e, int) for e in begin + end) else (lambda v: tf.constant(v, tf.int64))
     return tf.strided_slice(x, pack(begin), pack(end), tf.constant(stride, tf.int64), begin_mask=mask, end_mask=mask)
+
+
+def _bounds(size: int | None, step: int) -> tuple[int, int]:
+    """The range a constant slice bound is clamped to without changing what it selects.
+
+    With the axis size known, bounds are clamped to it (``[-size, size]``, or
+    ``[-size - 1, size - 1]`` for a negative step, where ``-size - 1`` means "past
+    the first element"): TensorFlow's shape inference of a strided slice of a
+    ``Shape`` (torch.onnx's attention reads sizes as ``Slice(shape, INT64_MIN, -2)``)
+    fails on a bound far beyond the rank, even one the run-time op would clamp.
+    """
+    if size is None or not isinstance(step, int):
+        return -BIG, BIG
+    return (-size, size) if step > 0 else (-size - 1, size - 1)
 
 
 @TF.register("Slice", since=1)

@@ -190,6 +190,33 @@ def test_names_are_sanitized_and_unique() -> None:
         "input:0": "input_0", "input/0": "input_0_1", "0x": "t_0x", "ok": "ok"}
 
 
+def test_python_keywords_get_a_trailing_underscore() -> None:
+    assert savedmodel.sanitize_names(["class", "def", "self", "class_"]) == {
+        "class": "class_", "def": "def_", "self": "self", "class_": "class__1"}
+
+
+def test_inputs_named_like_python_keywords_save_and_match_onnxruntime(tmp_path) -> None:
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    f = TensorProto.FLOAT
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["input.1", "class"], ["out:0"]), helper.make_node("Neg", ["def"], ["self"])], "g",
+        [helper.make_tensor_value_info(n, f, ["batch", 3]) for n in ("input.1", "class")]
+        + [helper.make_tensor_value_info("def", f, [2])],
+        [helper.make_tensor_value_info("out:0", f, ["batch", 3]), helper.make_tensor_value_info("self", f, [2])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    savedmodel.save(ir.from_proto(proto), tmp_path / "m")  # "'class' is not a valid parameter name" before
+    run, manifest = _load_signature(tmp_path / "m")
+    assert {e["name"]: e["signature_name"] for e in manifest["inputs"]} == {
+        "input.1": "input_1", "class": "class_", "def": "def_"}
+    rng = np.random.default_rng(0)
+    feeds = {"input.1": rng.standard_normal((2, 3), np.float32), "class": rng.standard_normal((2, 3), np.float32),
+             "def": rng.standard_normal(2, np.float32)}
+    expected = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    np.testing.assert_allclose(run(feeds), expected[0], rtol=1e-6)
+
+
 def test_missing_kernels_are_listed_together(tmp_path) -> None:
     import onnx
     from onnx import TensorProto, helper

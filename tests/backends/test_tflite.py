@@ -191,25 +191,26 @@ def test_keras_bilinear_resizes_convert_to_builtins_with_a_dynamic_batch(build, 
 
 
 def test_op_without_builtin_lists_every_node_by_source_name(tmp_path, capfd):
+    # Sinh has no TFLite builtin (Erf had none either, but is now traced with builtins).
     model = ir.from_onnx_text("""
     <ir_version: 10, opset_import: ["" : 21]>
     g (float[batch,4] x) => (float[batch,4] y) {
-      e = Erf(x)
-      y = Erf(e)
+      e = Sinh(x)
+      y = Sinh(e)
     }""")
     for i, node in enumerate(model.graph):
-        ir.set_source_name(node, f"block{i}/erf", "onnx")
-    source = tmp_path / "erf.onnx"
+        ir.set_source_name(node, f"block{i}/sinh", "onnx")
+    source = tmp_path / "sinh.onnx"
     converter.save(model, source)
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(UnsupportedOpsError) as info:
         converter.convert(source, out / "t.tflite")
-    assert "Erf (as TF Erf) x2 (block0/erf, block1/erf)" in info.value.message
+    assert "Sinh (as TF Sinh) x2 (block0/sinh, block1/sinh)" in info.value.message
     assert "loc(" not in capfd.readouterr().err  # the converter's MLIR diagnostics are captured
     assert "--tflite-allow-tf-ops" in info.value.hint
     assert list(out.iterdir()) == []
-    assert tflite.save(converter.load(source), out / "flex.tflite", allow_tf_ops=True)["flex_ops"] == ["Erf"]
+    assert tflite.save(converter.load(source), out / "flex.tflite", allow_tf_ops=True)["flex_ops"] == ["Sinh"]
 
 
 def test_dtype_tflite_lacks_is_refused_naming_the_nodes(tmp_path):
@@ -280,3 +281,26 @@ def test_tflite_runs_as_a_validate_source(tmp_path):
     x = rng.standard_normal((3, 32)).astype(np.float32)
     runner = litert.Interpreter(model_path=str(dest)).get_signature_runner("serving_default")
     assert runner(x=x)["probs"].shape == (3, 10)
+
+
+def test_exact_gelu_decomposed_at_opset_18_converts_with_builtins_and_parity(tmp_path):
+    """0.5 * x * (1 + Erf(x / sqrt 2)) as torch.onnx writes it at opset 18 (no Gelu op to fuse
+    into): TFLite has no ERF builtin, so the TFLite trace computes Erf with builtins."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    f = TensorProto.FLOAT
+    consts = [numpy_helper.from_array(np.array(v, np.float32), n)
+              for n, v in (("r2", np.sqrt(2.0)), ("one", 1.0), ("half", 0.5))]
+    nodes = [helper.make_node("Div", ["x", "r2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
+             helper.make_node("Add", ["e", "one"], ["p"]), helper.make_node("Mul", ["x", "p"], ["m"]),
+             helper.make_node("Mul", ["m", "half"], ["y"])]
+    graph = helper.make_graph(nodes, "gelu", [helper.make_tensor_value_info("x", f, ["batch", 64])],
+                              [helper.make_tensor_value_info("y", f, ["batch", 64])], initializer=consts)
+    source = tmp_path / "gelu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8), source)
+    dest = tmp_path / "gelu.tflite"
+    result = converter.convert(source, dest)
+    assert result.parity is not None and result.parity.passed
+    assert result.backend_info == {"quantize": "float32", "flex_ops": []}
+    assert not any("ERF" in op.upper() or "FLEX" in op.upper() for op in _ops(dest))

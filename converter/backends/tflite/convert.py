@@ -45,7 +45,8 @@ def convert(model: ir.Model, settings: dict[str, Any]) -> bytes:
 
     with tempfile.TemporaryDirectory(prefix="crossgraph-tflite-") as tmp:
         saved = pathlib.Path(tmp) / "saved_model"
-        savedmodel.save(model, saved, format="savedmodel", loops="growing")  # no TensorLists: see kernels.tf.accumulate
+        # No TensorLists (see kernels.tf.accumulate), and builtins for ops TFLite lacks (Erf).
+        savedmodel.save(model, saved, format="savedmodel", loops="growing", tflite_builtins=True)
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serving_default"])
         _quantize.configure(converter, settings["quantize"], settings["representative"], settings["allow_tf_ops"])
         with captured_stderr() as stderr:
