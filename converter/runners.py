@@ -233,6 +233,8 @@ class SavedModelRunner(Runner):
             available = ", ".join(self.loaded.signatures) or "none"
             raise InputError(f"{path}: no signature {signature!r}", f"available: {available}")
         self.fn = self.loaded.signatures[signature]
+        # crossgraph's own SavedModels record the model's names for the signature's sanitized ones.
+        self.inputs_by_name, self.outputs_by_signature = _recorded_names(path)
 
     def signature(self) -> Signature:
         _, kwargs = self.fn.structured_input_signature
@@ -242,9 +244,30 @@ class SavedModelRunner(Runner):
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         tf = _import_tf()
         names = [name for name, _, _ in self.signature()]
-        ordered = _match_feeds(names, feeds)
+        by_model_names = set(feeds) != set(names) and set(feeds) == set(self.inputs_by_name)
+        if by_model_names:  # fed with the model's own names ('class', 'input.1'): the recorded mapping
+            ordered = {self.inputs_by_name[k]: v for k, v in feeds.items()}
+        else:
+            ordered = _match_feeds(names, feeds)
         out = self.fn(**{k: tf.constant(v) for k, v in ordered.items()})
+        if by_model_names:
+            return {self.outputs_by_signature.get(k, k): v.numpy() for k, v in out.items()}
         return {k: v.numpy() for k, v in out.items()}
+
+
+def _recorded_names(path: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """``({model input name: signature name}, {signature output name: model name})`` from the
+    ``assets.extra/crossgraph.json`` the SavedModel back end writes; empty without one."""
+    import json
+
+    manifest = pathlib.Path(path) / "assets.extra" / "crossgraph.json"
+    try:
+        record = json.loads(manifest.read_text())
+        inputs = {e["name"]: e["signature_name"] for e in record.get("inputs", [])}
+        outputs = {e["signature_name"]: e["name"] for e in record.get("outputs", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, {}
+    return inputs, outputs
 
 
 class TensorFlowRunner(Runner):

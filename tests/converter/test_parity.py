@@ -216,3 +216,21 @@ def test_open_dims_of_the_sources_signature_come_from_the_input_specs():
     assert parity._refined([("x", [None, None], "float32")], known) == [("x", ["batch", 6], "float32")]
     assert parity._refined([("x", [None, 5], "float32")], known) == [("x", ["batch", 5], "float32")]
     assert parity._refined([("z", [None], "float32")], known) == [("z", [None], "float32")]
+
+
+def test_savedmodel_with_sanitized_names_is_fed_by_the_models_names(tmp_path):
+    """Names TensorFlow rejects ('class', 'input.1', 'out:0') are sanitized in the signature; parity
+    feeds and reads them through the names the back end records, whatever their sorted order."""
+    pytest.importorskip("tensorflow")
+    f = onnx.TensorProto.FLOAT
+    graph = helper.make_graph(
+        [helper.make_node("Sub", ["class", "input.1"], ["out:0"]), helper.make_node("Mul", ["class", "def"], ["1x"])],
+        "g",
+        [helper.make_tensor_value_info(n, f, ["batch", 3]) for n in ("input.1", "class", "def")],
+        [helper.make_tensor_value_info(n, f, ["batch", 3]) for n in ("out:0", "1x")],
+    )
+    path = tmp_path / "names.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10), path)
+    result = converter.convert(path, tmp_path / "sm", target_format="savedmodel", check=True)
+    assert result.parity is not None and result.parity.passed
+    assert {o.name for o in result.parity.outputs} == {"out:0", "1x"}
