@@ -10,10 +10,12 @@ applies from, and optionally a device that it overrides the common kernel on::
         return torch.where(x >= 0, x, x * alpha)
 
 Inputs are positional (``None`` for an omitted optional input); attributes are
-keyword arguments named as in the ONNX spec, with the spec's defaults.
-Registering an (op, version, device) twice, or an op that the ONNX default
-domain does not define, raises ``ValueError``; a missing lookup raises
-``NotImplementedError`` naming op, runtime and device.
+keyword arguments named as in the ONNX spec, with the spec's defaults. Ops of
+other domains are keyed ``"domain::Op"`` and versioned by the model's import of
+that domain (``"ai.onnx.ml::TreeEnsemble"``, onnxruntime's ``"com.microsoft::QGemm"``).
+Registering an (op, version, device) twice, or an op that neither ``onnx.defs``
+nor onnxruntime's contrib schemas define, raises ``ValueError``; a missing
+lookup raises ``NotImplementedError`` naming op, runtime and device.
 """
 
 from __future__ import annotations
