@@ -59,6 +59,7 @@ from kernels.tf import (  # noqa: E402,F401
     rnn,
     sequence,
     shape,
+    spectral,
     strings,
     tensor,
     text,

@@ -53,6 +53,8 @@ XFAILS: list[tuple[str, str]] = [
     (r"^test_(de)?quantizelinear_(int2|uint2|int4|uint4|float4e2m1)$", "TensorFlow has no CPU casts to or from int4, int2 or float4"),
     (r"^test_attention_(3d_causal|4d_causal|4d_causal_padded_kv|4d_padded_kv)_bf16(_expanded)?$",
      "bfloat16 rounding of intermediates differs from numpy's by more than rtol"),
+    (r"^test_dft_inverse(_opset19)?$", "the expected outputs hold the reference's float32 noise (1.9e-7) where the exact "
+     "value is 0 (onnxruntime fails these too)"),
 ]
 
 #: Further cases that fail traced with a None batch axis only.
@@ -62,7 +64,10 @@ TRACED_XFAILS: list[tuple[str, str]] = [
 ]
 
 #: Further cases that fail through the SavedModel back end only.
-SAVEDMODEL_XFAILS: list[tuple[str, str]] = []
+SAVEDMODEL_XFAILS: list[tuple[str, str]] = [
+    (r"^test_(dft|stft)(_opset19)?$", "the case feeds the DFT axis / STFT frame step as signature inputs; the "
+     "transform needs them known when traced (exported models hold them as constants)"),
+]
 
 #: The families that also run traced and channels-last.
 TRACED_FAMILIES = re.compile(
