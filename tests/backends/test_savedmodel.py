@@ -224,14 +224,15 @@ def test_missing_kernels_are_listed_together(tmp_path) -> None:
     from kernels.executor import MissingKernelsError
 
     graph = helper.make_graph(
-        [helper.make_node("HannWindow", ["n"], ["w"]), helper.make_node("BlackmanWindow", ["n"], ["y"])], "g",
-        [helper.make_tensor_value_info("n", TensorProto.INT64, [])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])])
+        [helper.make_node("Multinomial", ["p"], ["s"]), helper.make_node("Bernoulli", ["p"], ["b"])], "g",
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("s", TensorProto.INT32, [2, 1]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, [2, 3])])
     model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]))
     onnx.checker.check_model(ir.to_proto(model))
     with pytest.raises(MissingKernelsError) as info:
         savedmodel.save(model, tmp_path / "m")
-    assert {op for op, _ in info.value.missing} == {"HannWindow", "BlackmanWindow"}
+    assert {op for op, _ in info.value.missing} == {"Multinomial", "Bernoulli"}
 
 
 def test_sequence_signature_is_refused_with_a_clear_error(tmp_path) -> None:
