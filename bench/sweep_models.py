@@ -322,7 +322,6 @@ CASES = [
     Case("tf_savedmodel", tf_model(tf_savedmodel)),
     Case("tf_frozen_graphdef", tf_model(tf_frozen_graphdef)),
 ]
-_BY_NAME = {case.name: case for case in CASES}
 
 
 # --------------------------------------------------------------------------- running
@@ -420,28 +419,43 @@ def print_row(row: Row) -> None:
           flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_sweep(argv: list[str] | None, description: str, cases: list[Any], sweep: Callable[..., list[Row]],
+              prefix: str, on_start: Callable[[Path], None] | None = None) -> int:
+    """The command line both sweeps share: pick cases and targets, print a row per result.
+
+    ``sweep(case, targets, folder)`` converts one case; ``on_start`` sees the temporary folder.
+    Returns the exit status: 1 when any row failed.
+    """
+    by_name = {case.name: case for case in cases}
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--only", default="", help="comma-separated model names (default: all)")
     parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated: onnx,pt,sm,tflite")
     args = parser.parse_args(argv)
-    names = [n for n in args.only.split(",") if n] or [case.name for case in CASES]
-    unknown = [n for n in names if n not in _BY_NAME]
+    names = [n for n in args.only.split(",") if n] or list(by_name)
+    unknown = [n for n in names if n not in by_name]
     targets = [t for t in args.targets.split(",") if t]
     if unknown or set(targets) - set(TARGETS):
-        parser.error(f"unknown models {unknown} or targets {targets}; models: {', '.join(_BY_NAME)}")
+        parser.error(f"unknown models {unknown} or targets {targets}; models: {', '.join(by_name)}")
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
     print(f"{'model':<26} {'target':<7} {'ok':<5} {'seconds':>7} {'max err':>9} {'rel err':>9}  error")
     failed = 0
-    with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
-        SAVE_ROOT[:] = [Path(tmp)]
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        if on_start is not None:
+            on_start(Path(tmp))
         for name in names:
-            for row in sweep_case(_BY_NAME[name], targets, Path(tmp)):
+            for row in sweep(by_name[name], targets, Path(tmp)):
                 print_row(row)
                 failed += row.status == "FAIL"
     print(f"{failed} failure(s)")
     return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    def keep_saved_models_in(folder: Path) -> None:
+        SAVE_ROOT[:] = [folder]
+
+    return run_sweep(argv, __doc__.splitlines()[0], CASES, sweep_case, "bench_sweep_", keep_saved_models_in)
 
 
 if __name__ == "__main__":

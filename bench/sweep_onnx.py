@@ -32,14 +32,10 @@ Run from the repository root:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import logging
 import os
 import sys
-import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,11 +51,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sweep_models import Row, _errors, _first_line, print_row  # noqa: E402
+from sweep_models import Row, _errors, _first_line, run_sweep  # noqa: E402
 
 import converter  # noqa: E402
 
-TARGETS = ("onnx", "pt", "sm", "tflite")
 VOCAB = 100
 F = TensorProto.FLOAT
 
@@ -811,7 +806,6 @@ CASES = [
     Case("skl2onnx_pipeline", _skl2onnx_pipeline),
     Case("skl2onnx_boosting", _skl2onnx_forest),
 ]
-_BY_NAME = {case.name: case for case in CASES}
 
 #: Files the ONNX checker refuses and onnxruntime runs (so users have them).
 _UNCHECKED = {"wild_unsorted", "wild_ai_onnx_domain"}
@@ -858,26 +852,7 @@ def sweep_case(case: Case, targets: list[str], out: Path) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="", help="comma-separated model names (default: all)")
-    parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated: onnx,pt,sm,tflite")
-    args = parser.parse_args(argv)
-    names = [n for n in args.only.split(",") if n] or [case.name for case in CASES]
-    unknown = [n for n in names if n not in _BY_NAME]
-    targets = [t for t in args.targets.split(",") if t]
-    if unknown or set(targets) - set(TARGETS):
-        parser.error(f"unknown models {unknown} or targets {targets}; models: {', '.join(_BY_NAME)}")
-    logging.disable(logging.WARNING)
-    warnings.filterwarnings("ignore")
-    print(f"{'model':<26} {'target':<7} {'ok':<5} {'seconds':>7} {'max err':>9} {'rel err':>9}  error")
-    failed = 0
-    with tempfile.TemporaryDirectory(prefix="bench_sweep_onnx_") as tmp:
-        for name in names:
-            for row in sweep_case(_BY_NAME[name], targets, Path(tmp)):
-                print_row(row)
-                failed += row.status == "FAIL"
-    print(f"{failed} failure(s)")
-    return 1 if failed else 0
+    return run_sweep(argv, __doc__.splitlines()[0], CASES, sweep_case, "bench_sweep_onnx_")
 
 
 if __name__ == "__main__":
